@@ -1,0 +1,51 @@
+// swift-tools-version: 6.0
+//
+// swift-epoll: epoll for Swift on Linux, from Python's `select.epoll` up to a
+// production event loop. Layers depend downward only (see ARCHITECTURE.md):
+//
+//   executables -> UpperEcho -> Reactor -> Selectors -> LinuxEpoll -> Syscalls -> CEpollShim
+//
+// The library products depend on swift-system alone; peers such as SwiftNIO
+// live in the separate Benchmarks/ package so that CI stays fast.
+import PackageDescription
+
+let package = Package(
+    name: "swift-epoll",
+    products: [
+        .library(name: "LinuxEpoll", targets: ["LinuxEpoll"]),
+        .executable(name: "seed-server", targets: ["seed-server"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1")
+    ],
+    targets: [
+        .target(name: "CEpollShim"),
+        .target(
+            name: "Syscalls",
+            dependencies: ["CEpollShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(
+            name: "LinuxEpoll",
+            dependencies: ["Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "seed-server",
+            dependencies: ["LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "SyscallsTests",
+            dependencies: ["Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "LinuxEpollTests",
+            dependencies: [
+                "LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .testTarget(
+            name: "SeedServerTests",
+            dependencies: ["seed-server", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,103 @@
+// The kernel interfaces that `import Glibc` does not expose to Swift on Linux:
+// epoll, eventfd, timerfd, signalfd, accept4, and the FD_* macros of select(2).
+// Everything here is a thin, inline forwarder; the policy (EINTR, errors)
+// lives in the Swift `Syscalls` module.
+#ifndef CEPOLLSHIM_H
+#define CEPOLLSHIM_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/// The size of one `fd_set` in descriptors (1024 on Linux).
+static const int CEPOLL_FD_SETSIZE = FD_SETSIZE;
+
+/// Builds an `epoll_event` (packed on x86_64) from its two fields.
+static inline struct epoll_event cepoll_event_make(uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    return ev;
+}
+
+/// The event mask of the `index`-th event of an array filled by `epoll_wait`.
+static inline uint32_t cepoll_event_events(const struct epoll_event *events, int index) {
+    return events[index].events;
+}
+
+/// The 64-bit user data of the `index`-th event of an array filled by `epoll_wait`.
+static inline uint64_t cepoll_event_data(const struct epoll_event *events, int index) {
+    return events[index].data.u64;
+}
+
+/// `FD_ZERO`: empties a descriptor set.
+static inline void cepoll_fd_zero(fd_set *set) { FD_ZERO(set); }
+
+/// `FD_SET`: adds `fd` (which must be in 0..<FD_SETSIZE) to a descriptor set.
+static inline void cepoll_fd_set(int fd, fd_set *set) { FD_SET(fd, set); }
+
+/// `FD_CLR`: removes `fd` (which must be in 0..<FD_SETSIZE) from a descriptor set.
+static inline void cepoll_fd_clr(int fd, fd_set *set) { FD_CLR(fd, set); }
+
+/// `FD_ISSET`: whether `fd` (which must be in 0..<FD_SETSIZE) is in a descriptor set.
+static inline int cepoll_fd_isset(int fd, const fd_set *set) { return FD_ISSET(fd, set); }
+
+/// `errno` of the calling thread.
+static inline int cepoll_errno(void) { return errno; }
+
+/// Sets `errno` of the calling thread.
+static inline void cepoll_set_errno(int value) { errno = value; }
+
+/// `fcntl(fd, cmd)` without the variadic argument, which Swift cannot call.
+static inline int cepoll_fcntl0(int fd, int cmd) { return fcntl(fd, cmd); }
+
+/// `fcntl(fd, cmd, arg)` with an integer argument.
+static inline int cepoll_fcntl1(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+
+/// `open(path, flags, mode)` without the variadic argument.
+static inline int cepoll_open(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
+
+/// `bind` with a plain `struct sockaddr *` (glibc's transparent union does not import).
+static inline int cepoll_bind(int fd, const struct sockaddr *address, socklen_t length) {
+    return bind(fd, address, length);
+}
+
+/// `connect` with a plain `struct sockaddr *`.
+static inline int cepoll_connect(int fd, const struct sockaddr *address, socklen_t length) {
+    return connect(fd, address, length);
+}
+
+/// `accept4` without the peer's address (defined in shim.c, which needs _GNU_SOURCE).
+int cepoll_accept4(int fd, int flags);
+
+/// `pipe2` (defined in shim.c, which needs _GNU_SOURCE).
+int cepoll_pipe2(int fds[2], int flags);
+
+/// `dup3` (defined in shim.c, which needs _GNU_SOURCE).
+int cepoll_dup3(int fd, int target, int flags);
+
+/// `getsockname` with a plain `struct sockaddr *`.
+static inline int cepoll_getsockname(int fd, struct sockaddr *address, socklen_t *length) {
+    return getsockname(fd, address, length);
+}
+
+/// `getpeername` with a plain `struct sockaddr *`.
+static inline int cepoll_getpeername(int fd, struct sockaddr *address, socklen_t *length) {
+    return getpeername(fd, address, length);
+}
+
+#endif

@@ -1,0 +1,156 @@
+// The only file of the package that calls libc. One small function per call;
+// each goes through `valueOrErrno` (EINTR retried, except for `close`) or
+// `waitRetryingWithDeadline` (waits retried with the time that remains), and
+// each returns the errno as a typed `Errno`, never a magic -1.
+import CEpollShim
+import SystemPackage
+
+// MARK: epoll
+
+/// Creates an epoll instance. The corresponding C function is `epoll_create1`.
+package func system_epoll_create1(_ flags: CInt) -> Result<CInt, Errno> {
+    valueOrErrno(.epollCreate1) { epoll_create1(flags) }
+}
+
+/// Adds, changes or removes an interest. The corresponding C function is `epoll_ctl`.
+package func system_epoll_ctl(_ epfd: CInt, _ op: CInt, _ fd: CInt, events: UInt32, data: UInt64) -> Result<
+    Void, Errno
+> {
+    var event = cepoll_event_make(events, data)
+    return valueOrErrno(.epollCtl) { epoll_ctl(epfd, op, fd, &event) }.map { _ in () }
+}
+
+/// Waits for events, retrying EINTR with the time that remains.
+/// The corresponding C function is `epoll_wait`.
+package func system_epoll_wait(
+    _ epfd: CInt,
+    _ events: UnsafeMutablePointer<epoll_event>,
+    _ maxEvents: CInt,
+    timeoutMilliseconds: CInt
+) -> Result<CInt, Errno> {
+    waitRetryingWithDeadline(.epollWait, timeoutMilliseconds: timeoutMilliseconds) {
+        epoll_wait(epfd, events, maxEvents, $0)
+    }
+}
+
+// MARK: descriptors
+
+/// Closes a descriptor, never retrying: on Linux the descriptor is released
+/// even when `close` reports EINTR. The corresponding C function is `close`.
+package func system_close(_ fd: CInt) -> Result<Void, Errno> {
+    valueOrErrno(.close, retryOnInterrupt: false) { close(fd) }.map { _ in () }
+}
+
+/// `fcntl(fd, cmd)`. The corresponding C function is `fcntl`.
+package func system_fcntl(_ fd: CInt, _ cmd: CInt) -> Result<CInt, Errno> {
+    valueOrErrno(.fcntl) { cepoll_fcntl0(fd, cmd) }
+}
+
+/// `fcntl(fd, cmd, arg)`. The corresponding C function is `fcntl`.
+package func system_fcntl(_ fd: CInt, _ cmd: CInt, _ arg: CInt) -> Result<CInt, Errno> {
+    valueOrErrno(.fcntl) { cepoll_fcntl1(fd, cmd, arg) }
+}
+
+/// Reads up to `buffer.count` bytes. The corresponding C function is `read`.
+package func system_read(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
+    valueOrErrno(.read) { read(fd, buffer.baseAddress, buffer.count) }
+}
+
+/// Writes up to `buffer.count` bytes. The corresponding C function is `write`.
+package func system_write(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) -> Result<Int, Errno> {
+    valueOrErrno(.write) { write(fd, buffer.baseAddress, buffer.count) }
+}
+
+/// Creates a pipe. The corresponding C function is `pipe2`.
+package func system_pipe2(_ flags: CInt) -> Result<(read: CInt, write: CInt), Errno> {
+    var fds: (CInt, CInt) = (-1, -1)
+    return withUnsafeMutableBytes(of: &fds) { raw in
+        let pointer = raw.baseAddress!.assumingMemoryBound(to: CInt.self)
+        return valueOrErrno(.pipe2) { cepoll_pipe2(pointer, flags) }.map { _ in (pointer[0], pointer[1]) }
+    }
+}
+
+/// Opens a file. The corresponding C function is `open`.
+package func system_open(_ path: String, _ flags: CInt, _ mode: mode_t = 0o644) -> Result<CInt, Errno> {
+    valueOrErrno(.open) { cepoll_open(path, flags, mode) }
+}
+
+/// Duplicates a descriptor. The corresponding C function is `dup`.
+package func system_dup(_ fd: CInt) -> Result<CInt, Errno> {
+    valueOrErrno(.dup) { dup(fd) }
+}
+
+/// Duplicates `fd` onto `target` with close-on-exec set.
+/// The corresponding C function is `dup3`.
+package func system_dup2(_ fd: CInt, _ target: CInt) -> Result<CInt, Errno> {
+    valueOrErrno(.dup2) { cepoll_dup3(fd, target, O_CLOEXEC) }
+}
+
+/// Creates an eventfd counter. The corresponding C function is `eventfd`.
+package func system_eventfd(_ initial: CUnsignedInt, _ flags: CInt) -> Result<CInt, Errno> {
+    valueOrErrno(.eventfd) { eventfd(initial, flags) }
+}
+
+/// Reads the soft and hard limit of a resource. The corresponding C function is `getrlimit`.
+package func system_getrlimit(_ resource: CInt) -> Result<(soft: UInt64, hard: UInt64), Errno> {
+    var limit = rlimit()
+    return valueOrErrno(.getrlimit) { getrlimit(__rlimit_resource_t(UInt32(resource)), &limit) }.map { _ in
+        (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+    }
+}
+
+/// Sets the soft and hard limit of a resource. The corresponding C function is `setrlimit`.
+package func system_setrlimit(_ resource: CInt, soft: UInt64, hard: UInt64) -> Result<Void, Errno> {
+    var limit = rlimit(rlim_cur: rlim_t(soft), rlim_max: rlim_t(hard))
+    return valueOrErrno(.setrlimit) { setrlimit(__rlimit_resource_t(UInt32(resource)), &limit) }.map { _ in () }
+}
+
+// MARK: poll and select
+
+/// Waits on an array of `pollfd`, retrying EINTR with the time that remains.
+/// The corresponding C function is `poll`.
+package func system_poll(
+    _ fds: UnsafeMutablePointer<pollfd>?,
+    _ count: Int,
+    timeoutMilliseconds: CInt
+) -> Result<CInt, Errno> {
+    waitRetryingWithDeadline(.poll, timeoutMilliseconds: timeoutMilliseconds) { poll(fds, nfds_t(count), $0) }
+}
+
+/// Waits on descriptor sets, retrying EINTR with the time that remains. The
+/// sets are rebuilt by `prepare` before each attempt, because `select`
+/// overwrites them. The corresponding C function is `select`.
+package func system_select(
+    _ highestPlusOne: CInt,
+    _ readSet: UnsafeMutablePointer<fd_set>,
+    _ writeSet: UnsafeMutablePointer<fd_set>,
+    _ errorSet: UnsafeMutablePointer<fd_set>,
+    timeoutMilliseconds: CInt,
+    prepare: () -> Void
+) -> Result<CInt, Errno> {
+    waitRetryingWithDeadline(.select, timeoutMilliseconds: timeoutMilliseconds) { ms in
+        prepare()
+        if ms < 0 { return select(highestPlusOne, readSet, writeSet, errorSet, nil) }
+        var interval = timeval(tv_sec: Int(ms / 1000), tv_usec: Int(ms % 1000) * 1000)
+        return select(highestPlusOne, readSet, writeSet, errorSet, &interval)
+    }
+}
+
+// MARK: signals
+
+/// Changes the calling thread's signal mask. The corresponding C function is `pthread_sigmask`.
+package func system_sigprocmask(_ how: CInt, _ set: UnsafePointer<sigset_t>?, _ old: UnsafeMutablePointer<sigset_t>?)
+    -> Result<Void, Errno>
+{
+    valueOrErrno(.sigprocmask) {
+        let status = pthread_sigmask(how, set, old)
+        if status == 0 { return 0 }
+        cepoll_set_errno(status)
+        return -1
+    }.map { _ in () }
+}
+
+/// Creates or changes a signalfd. The corresponding C function is `signalfd`.
+package func system_signalfd(_ fd: CInt, _ mask: UnsafePointer<sigset_t>, _ flags: CInt) -> Result<CInt, Errno> {
+    valueOrErrno(.signalfd) { signalfd(fd, mask, flags) }
+}
