@@ -13,6 +13,7 @@ let package = Package(
     name: "swift-epoll",
     products: [
         .library(name: "LinuxEpoll", targets: ["LinuxEpoll"]),
+        .library(name: "Selectors", targets: ["Selectors"]),
         .executable(name: "seed-server", targets: ["seed-server"]),
     ],
     dependencies: [
@@ -27,6 +28,10 @@ let package = Package(
         .target(
             name: "LinuxEpoll",
             dependencies: ["Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(
+            name: "Selectors",
+            dependencies: ["LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "seed-server",

@@ -3,6 +3,9 @@
 // `waitRetryingWithDeadline` (waits retried with the time that remains), and
 // each returns the errno as a typed `Errno`, never a magic -1.
 import CEpollShim
+// stdio and exit, which CEpollShim does not include; @preconcurrency because
+// glibc declares `stdout` as a mutable global, which Swift 6 rejects otherwise.
+@preconcurrency import Glibc
 import SystemPackage
 
 // MARK: epoll
@@ -118,21 +121,21 @@ package func system_poll(
 }
 
 /// Waits on descriptor sets, retrying EINTR with the time that remains. The
-/// sets are rebuilt by `prepare` before each attempt, because `select`
-/// overwrites them. The corresponding C function is `select`.
+/// sets are rebuilt by `prepare`, which returns the highest descriptor plus
+/// one, before each attempt, because `select` overwrites them.
+/// The corresponding C function is `select`.
 package func system_select(
-    _ highestPlusOne: CInt,
     _ readSet: UnsafeMutablePointer<fd_set>,
     _ writeSet: UnsafeMutablePointer<fd_set>,
-    _ errorSet: UnsafeMutablePointer<fd_set>,
+    _ exceptSet: UnsafeMutablePointer<fd_set>,
     timeoutMilliseconds: CInt,
-    prepare: () -> Void
+    prepare: () -> CInt
 ) -> Result<CInt, Errno> {
     waitRetryingWithDeadline(.select, timeoutMilliseconds: timeoutMilliseconds) { ms in
-        prepare()
-        if ms < 0 { return select(highestPlusOne, readSet, writeSet, errorSet, nil) }
+        let count = prepare()
+        if ms < 0 { return select(count, readSet, writeSet, exceptSet, nil) }
         var interval = timeval(tv_sec: Int(ms / 1000), tv_usec: Int(ms % 1000) * 1000)
-        return select(highestPlusOne, readSet, writeSet, errorSet, &interval)
+        return select(count, readSet, writeSet, exceptSet, &interval)
     }
 }
 
@@ -153,4 +156,19 @@ package func system_sigprocmask(_ how: CInt, _ set: UnsafePointer<sigset_t>?, _ 
 /// Creates or changes a signalfd. The corresponding C function is `signalfd`.
 package func system_signalfd(_ fd: CInt, _ mask: UnsafePointer<sigset_t>, _ flags: CInt) -> Result<CInt, Errno> {
     valueOrErrno(.signalfd) { signalfd(fd, mask, flags) }
+}
+
+// MARK: process
+
+/// Makes the C `stdout` stream (which Swift's `print` writes to) flush at
+/// every newline even when it is a pipe, so that a parent process reads each
+/// line as soon as it is printed. The corresponding C function is `setvbuf`.
+package func system_line_buffer_stdout() {
+    _ = setvbuf(stdout, nil, _IOLBF, 0)
+}
+
+/// Ends the process with `status`, flushing the C streams first.
+/// The corresponding C function is `exit`.
+package func system_exit(_ status: CInt) -> Never {
+    exit(status)
 }

@@ -1,0 +1,143 @@
+import SystemPackage
+
+/// The one implementation of the `Selector` contract, over any backend.
+/// Use it through its aliases: `EpollSelector`, `PollSelector`,
+/// `SelectSelector`.
+///
+/// It is generic rather than built on an existential, so that a loop over
+/// `EpollSelector` compiles down to direct calls into the epoll backend.
+public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
+    private var table = SelectorTable<Data>()
+    private var backend: Backend?
+    private var readyKeys: [ReadyKey<Data>] = []
+
+    /// Creates a selector and its backend's kernel resources.
+    ///
+    /// - Throws: `SelectorError.system` when the kernel refuses (out of
+    ///   descriptors or memory).
+    public init() throws(SelectorError) {
+        backend = try Backend()
+    }
+
+    deinit {
+        backend?.close()
+    }
+
+    /// See `Selector.isClosed`.
+    public var isClosed: Bool { backend == nil }
+
+    /// See `Selector.registeredCount`.
+    public var registeredCount: Int { table.count }
+
+    /// See `Selector.register(_:interest:data:)`.
+    @discardableResult
+    public func register(_ fileDescriptor: FileDescriptor, interest: Interest, data: Data) throws(SelectorError)
+        -> SelectorKey<Data>
+    {
+        let backend = try openBackend()
+        let fd = fileDescriptor.rawValue
+        try validate(fileDescriptor, interest)
+        guard table.key(for: fd) == nil else { throw .alreadyRegistered(fileDescriptor) }
+        let key = SelectorKey(fileDescriptor: fileDescriptor, interest: interest, data: data)
+        let token = table.insert(key)
+        do {
+            try backend.add(fd, interest: interest, token: token)
+        } catch {
+            _ = table.remove(fd)
+            throw error
+        }
+        return key
+    }
+
+    /// See `Selector.modify(_:interest:data:)`.
+    @discardableResult
+    public func modify(_ fileDescriptor: FileDescriptor, interest: Interest, data: Data) throws(SelectorError)
+        -> SelectorKey<Data>
+    {
+        let backend = try openBackend()
+        let fd = fileDescriptor.rawValue
+        try validate(fileDescriptor, interest)
+        guard let old = table.key(for: fd), let token = table.token(for: fd) else {
+            throw .notRegistered(fileDescriptor)
+        }
+        if old.interest != interest {
+            try backend.modify(fd, interest: interest, token: token)
+        }
+        let key = SelectorKey(fileDescriptor: fileDescriptor, interest: interest, data: data)
+        table.replace(key)
+        return key
+    }
+
+    /// See `Selector.unregister(_:)`.
+    @discardableResult
+    public func unregister(_ fileDescriptor: FileDescriptor) throws(SelectorError) -> SelectorKey<Data> {
+        let backend = try openBackend()
+        guard let key = table.remove(fileDescriptor.rawValue) else { throw .notRegistered(fileDescriptor) }
+        // As in Python: the descriptor may already be closed (EBADF), or its
+        // number reused by an unregistered one (ENOENT); either way it is gone
+        // from the kernel's set, and the registration is forgotten.
+        try? backend.remove(fileDescriptor.rawValue)
+        return key
+    }
+
+    /// See `Selector.key(for:)`.
+    public func key(for fileDescriptor: FileDescriptor) -> SelectorKey<Data>? {
+        table.key(for: fileDescriptor.rawValue)
+    }
+
+    /// See `Selector.select(timeout:)`.
+    public func select(timeout: Duration?) throws(SelectorError) -> [ReadyKey<Data>] {
+        readyKeys.removeAll(keepingCapacity: true)
+        let backend = try openBackend()
+        let count = try backend.wait(timeout: timeout)
+        for index in 0..<count {
+            let (token, interest) = backend.ready(at: index)
+            guard let key = table.key(forToken: token) else { continue }
+            let ready = interest.intersection(key.interest)
+            if !ready.isEmpty { readyKeys.append(ReadyKey(key: key, ready: ready)) }
+        }
+        return readyKeys
+    }
+
+    /// See `Selector.select(timeout:_:)`.
+    @discardableResult
+    public func select(timeout: Duration?, _ body: (SelectorKey<Data>, Interest) throws -> Void) throws -> Int {
+        let count = try openBackend().wait(timeout: timeout)
+        var calls = 0
+        for index in 0..<count {
+            // A handler may close the selector, or replace registrations:
+            // look each one up afresh.
+            guard let backend else { break }
+            let (token, interest) = backend.ready(at: index)
+            guard let key = table.key(forToken: token) else { continue }
+            let ready = interest.intersection(key.interest)
+            if ready.isEmpty { continue }
+            try body(key, ready)
+            calls += 1
+        }
+        return calls
+    }
+
+    /// See `Selector.close()`.
+    public func close() {
+        guard let backend else { return }
+        backend.close()
+        self.backend = nil
+        table.removeAll()
+        readyKeys = []
+    }
+
+    @inline(__always)
+    private func openBackend() throws(SelectorError) -> Backend {
+        guard let backend else { throw .closed }
+        return backend
+    }
+
+    private func validate(_ fileDescriptor: FileDescriptor, _ interest: Interest) throws(SelectorError) {
+        guard fileDescriptor.rawValue >= 0 else { throw .invalidDescriptor(fileDescriptor) }
+        guard !interest.isEmpty, interest.isSubset(of: [.read, .write]) else { throw .invalidInterest }
+        if let limit = Backend.descriptorLimit, Int(fileDescriptor.rawValue) >= limit {
+            throw .descriptorOutOfRange(fileDescriptor, limit: limit)
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import CEpollShim
+
+/// A heap-allocated `fd_set` for `select(2)`, reused across calls. Every
+/// access checks the descriptor against `FD_SETSIZE`, so nothing is ever
+/// written outside the set (the `FD_SET` macro itself does not check).
+package final class DescriptorSet {
+    /// The set, for passing to `system_select`.
+    package let pointer: UnsafeMutablePointer<fd_set>
+
+    /// `FD_SETSIZE`: descriptors numbered from this one up cannot be in a set.
+    package static let capacity = Int(CEPOLL_FD_SETSIZE)
+
+    /// Creates an empty set.
+    package init() {
+        pointer = .allocate(capacity: 1)
+        cepoll_fd_zero(pointer)
+    }
+
+    deinit {
+        pointer.deallocate()
+    }
+
+    /// Empties the set. The corresponding C macro is `FD_ZERO`.
+    package func removeAll() {
+        cepoll_fd_zero(pointer)
+    }
+
+    /// Adds `fd`. The corresponding C macro is `FD_SET`.
+    package func insert(_ fd: CInt) {
+        precondition(fd >= 0 && Int(fd) < Self.capacity, "descriptor \(fd) outside fd_set")
+        cepoll_fd_set(fd, pointer)
+    }
+
+    /// Whether `fd` is in the set. The corresponding C macro is `FD_ISSET`.
+    package func contains(_ fd: CInt) -> Bool {
+        precondition(fd >= 0 && Int(fd) < Self.capacity, "descriptor \(fd) outside fd_set")
+        return cepoll_fd_isset(fd, pointer) != 0
+    }
+}
