@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LinuxEpoll", targets: ["LinuxEpoll"]),
         .library(name: "Selectors", targets: ["Selectors"]),
         .executable(name: "seed-server", targets: ["seed-server"]),
+        .executable(name: "selector-bench", targets: ["selector-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1")
@@ -36,6 +37,16 @@ let package = Package(
         .executableTarget(
             name: "seed-server",
             dependencies: ["LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "selector-bench",
+            dependencies: ["Selectors", "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "SelectorsTests",
+            dependencies: [
+                "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .testTarget(
             name: "SyscallsTests",

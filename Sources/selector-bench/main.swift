@@ -1,0 +1,1 @@
+print("selector-bench: not yet")
