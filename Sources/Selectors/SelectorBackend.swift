@@ -51,7 +51,8 @@ struct DescriptorPositions {
     /// Records that `fd` sits at `index`.
     mutating func set(_ fd: CInt, to index: Int) {
         if Int(fd) >= positions.count {
-            positions.append(contentsOf: repeatElement(-1, count: max(Int(fd) + 1, positions.count * 2) - positions.count))
+            positions.append(
+                contentsOf: repeatElement(-1, count: max(Int(fd) + 1, positions.count * 2) - positions.count))
         }
         positions[Int(fd)] = Int32(index)
     }

@@ -1,0 +1,56 @@
+import CEpollShim
+import Selectors
+import Syscalls
+import SystemPackage
+import Testing
+
+/// A connected AF_UNIX stream pair, non-blocking and close-on-exec, closed by
+/// `closeAll`.
+struct Pair {
+    let a: FileDescriptor
+    let b: FileDescriptor
+
+    init() throws {
+        let (x, y) = try system_socketpair(
+            AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        ).get()
+        a = FileDescriptor(rawValue: x)
+        b = FileDescriptor(rawValue: y)
+    }
+
+    /// Makes `a` readable.
+    func sendToA(_ text: String = "x") throws {
+        _ = try text.utf8.withContiguousStorageIfAvailable {
+            try system_send(b.rawValue, UnsafeRawBufferPointer($0)).get()
+        }
+    }
+
+    /// Reads whatever is waiting on `a`.
+    func drainA() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = buffer.withUnsafeMutableBytes { system_recv(a.rawValue, $0) }
+    }
+
+    func closeAll() {
+        _ = system_close(a.rawValue)
+        _ = system_close(b.rawValue)
+    }
+}
+
+/// Moves `fd` to the lowest free number at or above `minimum` (close-on-exec),
+/// closing the original.
+func renumber(_ fd: FileDescriptor, atLeast minimum: CInt) throws -> FileDescriptor {
+    let moved = try system_fcntl(fd.rawValue, F_DUPFD_CLOEXEC, minimum).get()
+    _ = system_close(fd.rawValue)
+    return FileDescriptor(rawValue: moved)
+}
+
+/// A selector of each kind, behind one type so that one suite covers them all.
+func makeSelector(_ kind: SelectorKind) throws -> any Selector<String> {
+    try kind.makeSelector(of: String.self)
+}
+
+/// The (data, ready) pairs of one `select`, sorted by data.
+func readyPairs(_ selector: any Selector<String>, timeout: Duration? = .zero) throws -> [String] {
+    try selector.select(timeout: timeout).map { "\($0.key.data):\($0.ready)" }.sorted()
+}
