@@ -242,6 +242,8 @@ public final class Epoll {
     /// `epoll.poll(timeout, maxevents)`.
     public func poll(timeout: Duration? = nil, maxEvents: Int = -1) throws(EpollError) -> [Event] {
         _ = try openDescriptor()
+        // CPython checks the timeout before maxevents: a too large timeout wins.
+        if case .failure = Syscalls.milliseconds(roundingUp: timeout) { throw .timeoutTooLarge }
         let limit = maxEvents == -1 ? Self.defaultMaxEvents : maxEvents
         guard limit > 0 else { throw .invalidValue("maxevents must be greater than 0, got \(maxEvents)") }
         guard limit <= Int(CInt.max) else { throw .invalidValue("maxevents is too large (\(maxEvents))") }
