@@ -36,6 +36,17 @@ package func system_setsockopt_linger(_ fd: CInt, on: Bool, seconds: CInt) -> Re
     }.map { _ in () }
 }
 
+/// Sets a time-out option (`SO_RCVTIMEO`, `SO_SNDTIMEO`): a blocking `recv`
+/// or `send` that waits longer fails with `EAGAIN`. `.zero` waits forever.
+/// The corresponding C function is `setsockopt`.
+package func system_setsockopt_timeout(_ fd: CInt, _ name: CInt, _ timeout: Duration) -> Result<Void, Errno> {
+    let (seconds, attoseconds) = timeout.components
+    var value = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    return valueOrErrno(.setsockopt) {
+        setsockopt(fd, SOL_SOCKET, name, &value, socklen_t(MemoryLayout<timeval>.size))
+    }.map { _ in () }
+}
+
 /// Reads an integer socket option. The corresponding C function is `getsockopt`.
 package func system_getsockopt(_ fd: CInt, _ level: CInt, _ name: CInt) -> Result<CInt, Errno> {
     var value: CInt = 0

@@ -1,0 +1,88 @@
+import Foundation
+import SystemPackage
+import Syscalls
+
+/// What went wrong in a client step, so a failing test says which step.
+struct ClientError: Error, CustomStringConvertible {
+    var description: String
+    init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
+}
+
+/// A plain blocking TCP client. Every `recv` and `send` gives up after
+/// `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server makes a test
+/// fail instead of hang.
+final class TestClient {
+    private(set) var fd: CInt
+
+    /// Connects to `127.0.0.1:port`. A small `receiveBuffer` (`SO_RCVBUF`,
+    /// set before connecting so the window is small from the start) makes the
+    /// server's socket buffer fill up sooner.
+    init(port: UInt16, timeout: Duration = .seconds(5), receiveBuffer: CInt? = nil) throws {
+        let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
+        fd = try system_socket(AF_INET, type).mapError { ClientError("socket", $0) }.get()
+        do {
+            try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { ClientError("SO_RCVTIMEO", $0) }.get()
+            try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { ClientError("SO_SNDTIMEO", $0) }.get()
+            if let receiveBuffer {
+                try system_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, receiveBuffer)
+                    .mapError { ClientError("SO_RCVBUF", $0) }.get()
+            }
+            let address = SocketAddress(host: "127.0.0.1", port: port)!
+            try system_connect(fd, address).mapError { ClientError("connect", $0) }.get()
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Sends all of `bytes`, however many `send` calls it takes.
+    func send(_ bytes: some Collection<UInt8>) throws {
+        try Self.sendAll(fd, Array(bytes))
+    }
+
+    /// Sends all of `bytes` on `fd`; usable from another thread.
+    static func sendAll(_ fd: CInt, _ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let result = bytes.withUnsafeBytes { system_send(fd, UnsafeRawBufferPointer(rebasing: $0[sent...])) }
+            sent += try result.mapError { ClientError("send after \(sent) bytes", $0) }.get()
+        }
+    }
+
+    /// Receives until `count` bytes have arrived, the server closes, or a
+    /// `recv` times out; returns what arrived, which a test compares.
+    func receive(count: Int) -> [UInt8] {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while received.count < count {
+            let wanted = min(chunk.count, count - received.count)
+            let result = chunk.withUnsafeMutableBytes {
+                system_recv(fd, UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
+            }
+            guard case .success(let n) = result, n > 0 else { break }
+            received += chunk[..<n]
+        }
+        return received
+    }
+
+    /// Receives `text.utf8.count` bytes and decodes them.
+    func receiveText(_ expected: String) -> String {
+        String(decoding: receive(count: expected.utf8.count), as: UTF8.self)
+    }
+
+    /// Sets `SO_LINGER` to 0 so that `close` resets the connection (RST)
+    /// instead of closing it gracefully (FIN).
+    func closeWithReset() throws {
+        try system_setsockopt_linger(fd, on: true, seconds: 0).mapError { ClientError("SO_LINGER", $0) }.get()
+        close()
+    }
+
+    /// Closes the socket; later calls do nothing.
+    func close() {
+        guard fd >= 0 else { return }
+        _ = system_close(fd)
+        fd = -1
+    }
+}
