@@ -14,11 +14,15 @@ let package = Package(
     products: [
         .library(name: "LinuxEpoll", targets: ["LinuxEpoll"]),
         .library(name: "Selectors", targets: ["Selectors"]),
+        .library(name: "Reactor", targets: ["Reactor"]),
+        .executable(name: "upper-echo", targets: ["upper-echo"]),
         .executable(name: "seed-server", targets: ["seed-server"]),
         .executable(name: "selector-bench", targets: ["selector-bench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-system", from: "1.8.1")
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CEpollShim"),
@@ -33,6 +37,25 @@ let package = Package(
         .target(
             name: "Selectors",
             dependencies: ["LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(
+            name: "Reactor",
+            dependencies: ["Selectors", "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(
+            name: "UpperEcho",
+            dependencies: [
+                "Reactor", "Selectors", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "upper-echo",
+            dependencies: [
+                "UpperEcho", "Reactor", "Selectors", "Syscalls",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(
             name: "seed-server",

@@ -28,6 +28,7 @@ package enum Syscall: String, Sendable, Hashable, CaseIterable {
     case select
     case signalfd
     case sigprocmask = "pthread_sigmask"
+    case sigaction
     case open
     case dup
     case dup2

@@ -172,3 +172,51 @@ package func system_line_buffer_stdout() {
 package func system_exit(_ status: CInt) -> Never {
     exit(status)
 }
+
+/// Forwards `signo` to the pipe `fd` as one byte per delivery (the self-pipe
+/// trick). The corresponding C function is `sigaction`.
+package func system_signal_forward(_ signo: CInt, to fd: CInt) -> Result<Void, Errno> {
+    valueOrErrno(.sigaction) { cepoll_signal_forward(signo, fd) }.map { _ in () }
+}
+
+/// Restores the default action of `signo`. The corresponding C function is `sigaction`.
+package func system_signal_default(_ signo: CInt) -> Result<Void, Errno> {
+    valueOrErrno(.sigaction) { cepoll_signal_default(signo) }.map { _ in () }
+}
+
+/// Ignores `signo`. The corresponding C function is `sigaction`.
+package func system_signal_ignore(_ signo: CInt) -> Result<Void, Errno> {
+    valueOrErrno(.sigaction) { cepoll_signal_ignore(signo) }.map { _ in () }
+}
+
+// MARK: process
+
+/// Flushes the C standard output buffer, so that a line printed with `print`
+/// reaches a pipe at once. The corresponding C function is `fflush`.
+package func system_flush_stdout() {
+    fflush(stdout)
+}
+
+/// Writes `text` to standard error, unbuffered. The corresponding C function is `write`.
+package func system_write_stderr(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var rest = UnsafeRawBufferPointer(bytes)
+        while !rest.isEmpty, case .success(let written) = system_write(2, rest), written > 0 {
+            rest = UnsafeRawBufferPointer(rebasing: rest[written...])
+        }
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit and returns
+/// the new soft limit. Servers do this at start: the default soft limit
+/// (often 1024) is far below what the kernel allows.
+package func system_raise_descriptor_limit() -> UInt64 {
+    guard case .success(let limit) = system_getrlimit(CInt(RLIMIT_NOFILE.rawValue)) else { return 0 }
+    if limit.soft < limit.hard,
+        case .success = system_setrlimit(CInt(RLIMIT_NOFILE.rawValue), soft: limit.hard, hard: limit.hard)
+    {
+        return limit.hard
+    }
+    return limit.soft
+}

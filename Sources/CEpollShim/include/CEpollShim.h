@@ -100,4 +100,17 @@ static inline int cepoll_getpeername(int fd, struct sockaddr *address, socklen_t
     return getpeername(fd, address, length);
 }
 
+/// Installs a handler for `signo` that writes the signal number, as one
+/// byte, to `fd` (the write end of a non-blocking pipe): the self-pipe trick.
+/// The handler does nothing else, so all real work happens on the event loop,
+/// never in signal context. One descriptor serves every forwarded signal.
+/// Returns 0, or -1 with errno set.
+int cepoll_signal_forward(int signo, int fd);
+
+/// Restores the default action of `signo`. Returns 0, or -1 with errno set.
+int cepoll_signal_default(int signo);
+
+/// Sets `signo` to be ignored (used for SIGPIPE). Returns 0, or -1 with errno set.
+int cepoll_signal_ignore(int signo);
+
 #endif

@@ -1,0 +1,58 @@
+import Selectors
+import SystemPackage
+
+/// What sources and handlers can ask of the loop that runs them, whatever its
+/// selector: timers, deferred work, registrations, the shared read buffer,
+/// stopping. `EventLoop` is the implementation; this protocol lets
+/// `TCPConnection` and your handlers stay non-generic.
+///
+/// Every method must be called on the loop's thread; from another thread,
+/// use `EventLoopHandle`.
+public protocol EventLoopContext: AnyObject {
+    /// The loop's clock reading, taken once per iteration just after the wait:
+    /// cheap to read on every chunk.
+    var iterationTime: UInt64 { get }
+
+    /// The loop's clock.
+    var clock: any LoopClock { get }
+
+    /// The buffer every read on this loop goes into (64 KiB by default). Its
+    /// contents are valid only until the handler that received them returns.
+    var readBuffer: UnsafeMutableRawBufferPointer { get }
+
+    /// A handle for other threads: wake the loop, run work on it, stop it.
+    var handle: EventLoopHandle { get }
+
+    /// Watches `fileDescriptor` for `interest` (may be empty: registered but
+    /// silent) on behalf of `source`.
+    func register(_ source: EventSource, fileDescriptor: FileDescriptor, interest: Interest) throws(SelectorError)
+        -> SourceID
+
+    /// Changes what a source is watched for; an empty interest silences it.
+    func setInterest(_ id: SourceID, _ interest: Interest) throws(SelectorError)
+
+    /// Stops watching a source. Call it before closing the descriptor.
+    func unregister(_ id: SourceID)
+
+    /// Runs `body` once, `delay` from now.
+    @discardableResult
+    func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID
+
+    /// Runs `body` once at `deadline` (a reading of `clock`).
+    @discardableResult
+    func schedule(at deadline: UInt64, _ body: @escaping () -> Void) -> TimerID
+
+    /// Runs `body` every `interval`, first `interval` from now.
+    @discardableResult
+    func scheduleRepeating(every interval: Duration, _ body: @escaping () -> Void) -> TimerID
+
+    /// Cancels a timer; returns whether it was still scheduled.
+    @discardableResult
+    func cancel(_ timer: TimerID) -> Bool
+
+    /// Runs `body` at the end of the current iteration, after I/O and timers.
+    func enqueue(_ body: @escaping () -> Void)
+
+    /// Makes `run()` return after the current iteration.
+    func stop()
+}

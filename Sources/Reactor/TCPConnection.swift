@@ -1,0 +1,262 @@
+import CEpollShim
+import Selectors
+import SystemPackage
+import Syscalls
+
+/// What a `TCPConnection` tells its owner. All calls come on the loop's thread.
+public protocol TCPConnectionHandler: AnyObject {
+    /// Bytes arrived. They live in the loop's shared read buffer: use or copy
+    /// them before returning. The buffer is mutable so that a handler can
+    /// transform in place and write the same bytes back without a copy.
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeMutableRawBufferPointer)
+
+    /// The connection is closed and its descriptor released; no other call follows.
+    func connectionDidClose(_ connection: TCPConnection, reason: TCPConnection.CloseReason)
+}
+
+/// A non-blocking TCP connection on an event loop, with an outbound queue
+/// and flow control.
+///
+/// - **Reads** go into the loop's one reusable buffer and straight to the
+///   handler; at most `readsPerWakeup` per wake-up, for fairness.
+/// - **Writes** go to the kernel at once; only what it did not take is
+///   copied into the connection's `OutboundBuffer`, and only then is write
+///   interest turned on. It is turned off as soon as the queue is empty.
+/// - **Backpressure**: when the queue passes `highWaterMark`, the connection
+///   stops reading from its peer (a client that does not read its replies
+///   cannot make the server buffer without bound); below `lowWaterMark` it
+///   reads again.
+/// - **Half-close**: when the peer shuts its writing side, the queued replies
+///   are flushed, then the connection closes.
+/// - **Reset** (`ECONNRESET`, `EPIPE`): closes quietly; never a SIGPIPE.
+/// - **Idle timeout**: closes a connection that moved no byte for that long.
+public final class TCPConnection: EventSource {
+    /// How a connection behaves.
+    public struct Options: Sendable {
+        /// Stop reading from the peer when this many bytes are queued for it.
+        public var highWaterMark = 64 * 1024
+        /// Read again when the queue falls to this many bytes.
+        public var lowWaterMark = 16 * 1024
+        /// At most this many reads per wake-up.
+        public var readsPerWakeup = 4
+        /// Close the connection after this long without a byte moved; `nil`: never.
+        public var idleTimeout: Duration?
+
+        /// The defaults: 64 KiB / 16 KiB water marks, 4 reads per wake-up, no idle timeout.
+        public init() {}
+    }
+
+    /// Why a connection closed.
+    public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
+        /// The peer finished sending and every reply was delivered.
+        case endOfInput
+        /// `close()` or `abort()` was called here.
+        case closedLocally
+        /// No byte moved for the idle timeout.
+        case idleTimeout
+        /// The peer reset the connection or vanished (`ECONNRESET`, `EPIPE`, ...).
+        case reset(Errno)
+
+        /// A short phrase.
+        public var description: String {
+            switch self {
+            case .endOfInput: "end of input"
+            case .closedLocally: "closed locally"
+            case .idleTimeout: "idle timeout"
+            case .reset(let errno): "reset (\(errno))"
+            }
+        }
+    }
+
+    private unowned let loop: any EventLoopContext
+    private let options: Options
+    private var id: SourceID?
+    private var outbound = OutboundBuffer()
+    private var readPaused = false
+    private var inputEnded = false
+    private var closeWhenFlushed = false
+    private var lastActivity: UInt64
+    private var idleTimer: TimerID?
+
+    /// The owner; held weakly so that handler and connection do not keep each other alive.
+    public weak var handler: TCPConnectionHandler?
+
+    /// The connection's descriptor (-1 once closed).
+    public private(set) var fileDescriptor: FileDescriptor
+
+    /// How many bytes are queued, waiting for the peer to read.
+    public var queuedBytes: Int { outbound.count }
+
+    /// The most bytes that were ever queued at once.
+    public private(set) var peakQueuedBytes = 0
+
+    /// Whether reading is paused because the peer is not reading its replies.
+    public var isReadingPaused: Bool { readPaused }
+
+    /// Whether the connection is closed.
+    public var isClosed: Bool { id == nil }
+
+    /// Takes over `fileDescriptor` (a connected, non-blocking socket) and
+    /// starts reading from it.
+    ///
+    /// - Throws: `SelectorError` if the loop cannot watch it; the descriptor
+    ///   is then closed.
+    public init(
+        loop: any EventLoopContext,
+        fileDescriptor: FileDescriptor,
+        options: Options = Options(),
+        handler: TCPConnectionHandler
+    ) throws(SelectorError) {
+        precondition(options.lowWaterMark <= options.highWaterMark, "lowWaterMark above highWaterMark")
+        self.loop = loop
+        self.options = options
+        self.fileDescriptor = fileDescriptor
+        self.handler = handler
+        self.lastActivity = loop.iterationTime
+        do {
+            id = try loop.register(self, fileDescriptor: fileDescriptor, interest: .read)
+        } catch {
+            _ = system_close(fileDescriptor.rawValue)
+            throw error
+        }
+        if let idle = options.idleTimeout { armIdleTimer(after: idle) }
+    }
+
+    /// Sends `bytes` now, queueing what the kernel does not take. Bytes
+    /// written after `close()` are dropped.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard id != nil, !bytes.isEmpty else { return }
+        if outbound.isEmpty {
+            switch Socket.send(fileDescriptor.rawValue, bytes) {
+            case .success(.processed(let sent)):
+                lastActivity = loop.iterationTime
+                if sent == bytes.count { return }
+                outbound.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+            case .success(.wouldBlock):
+                outbound.append(bytes)
+            case .failure(let errno):
+                finish(.reset(errno))
+                return
+            }
+        } else {
+            outbound.append(bytes)
+        }
+        peakQueuedBytes = max(peakQueuedBytes, outbound.count)
+        updateInterest()
+    }
+
+    /// Closes gracefully: stops reading, delivers what is queued, then closes.
+    public func close() {
+        guard id != nil else { return }
+        if outbound.isEmpty {
+            finish(.closedLocally)
+        } else {
+            closeWhenFlushed = true
+            updateInterest()
+        }
+    }
+
+    /// Closes now, dropping whatever is queued.
+    public func abort() {
+        finish(.closedLocally)
+    }
+
+    /// Flushes on write readiness, reads on read readiness.
+    public func handle(_ ready: Interest) {
+        if ready.contains(.write) { flush() }
+        if ready.contains(.read) && wantsToRead { readAvailable() }
+    }
+
+    private var wantsToRead: Bool { id != nil && !readPaused && !inputEnded && !closeWhenFlushed }
+
+    private func readAvailable() {
+        let buffer = loop.readBuffer
+        for _ in 0..<options.readsPerWakeup {
+            switch Socket.receive(fileDescriptor.rawValue, into: buffer) {
+            case .success(.processed(0)):
+                endOfInput()
+                return
+            case .success(.processed(let count)):
+                lastActivity = loop.iterationTime
+                handler?.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+                // A short read drained the socket; the handler may have paused or closed us.
+                if count < buffer.count || !wantsToRead { return }
+            case .success(.wouldBlock):
+                return
+            case .failure(let errno):
+                finish(.reset(errno))
+                return
+            }
+        }
+    }
+
+    private func flush() {
+        guard id != nil else { return }
+        var failure: Errno?
+        outbound.consume { pending in
+            switch Socket.send(fileDescriptor.rawValue, pending) {
+            case .success(.processed(let sent)): return sent
+            case .success(.wouldBlock): return 0
+            case .failure(let errno):
+                failure = errno
+                return 0
+            }
+        }
+        if let failure { return finish(.reset(failure)) }
+        lastActivity = loop.iterationTime
+        if outbound.isEmpty && (closeWhenFlushed || inputEnded) {
+            return finish(inputEnded ? .endOfInput : .closedLocally)
+        }
+        updateInterest()
+    }
+
+    private func endOfInput() {
+        inputEnded = true
+        if outbound.isEmpty { finish(.endOfInput) } else { updateInterest() }
+    }
+
+    /// Turns reading off above the high-water mark and on again at the low
+    /// one; wants writes exactly while bytes are queued.
+    private func updateInterest() {
+        guard let id else { return }
+        if !readPaused && outbound.count >= options.highWaterMark {
+            readPaused = true
+        } else if readPaused && outbound.count <= options.lowWaterMark {
+            readPaused = false
+        }
+        var interest: Interest = wantsToRead ? .read : []
+        if !outbound.isEmpty { interest.insert(.write) }
+        do { try loop.setInterest(id, interest) } catch { finish(.reset(error.errno ?? .noMemory)) }
+    }
+
+    /// Arms one timer for the moment the connection would become idle. Reads
+    /// and writes only move `lastActivity`; when the timer fires early, it is
+    /// armed again for the new moment, so a busy connection costs no timer
+    /// operation per chunk.
+    private func armIdleTimer(after delay: Duration) {
+        idleTimer = loop.schedule(at: lastActivity &+ nanoseconds(delay)) { [weak self] in
+            self?.idleTimerFired(delay)
+        }
+    }
+
+    private func idleTimerFired(_ delay: Duration) {
+        guard id != nil else { return }
+        if loop.clock.now() >= lastActivity &+ nanoseconds(delay) {
+            finish(.idleTimeout)
+        } else {
+            armIdleTimer(after: delay)
+        }
+    }
+
+    private func finish(_ reason: CloseReason) {
+        guard let id else { return }
+        self.id = nil
+        if let idleTimer { loop.cancel(idleTimer) }
+        idleTimer = nil
+        loop.unregister(id)
+        _ = system_close(fileDescriptor.rawValue)
+        fileDescriptor = FileDescriptor(rawValue: -1)
+        outbound.removeAll()
+        handler?.connectionDidClose(self, reason: reason)
+    }
+}

@@ -1,0 +1,158 @@
+import CEpollShim
+import Selectors
+import SystemPackage
+import Syscalls
+
+/// A listening TCP socket on an event loop: accepts connections and hands
+/// each new descriptor (non-blocking, close-on-exec) to `onAccept`.
+///
+/// ```swift
+/// let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { fd in
+///     _ = try? TCPConnection(loop: loop, fileDescriptor: fd, handler: handler)
+/// }
+/// print("listening on port \(listener.localAddress.port)")
+/// ```
+///
+/// ## Running out of descriptors
+///
+/// When `accept4` fails with `EMFILE` or `ENFILE` the pending connection
+/// stays in the kernel's backlog, so the socket stays readable: a naive loop
+/// would spin at 100 % CPU. The listener instead stops watching for new
+/// connections and tries again after a back-off (10 ms, doubling to 1 s),
+/// or at once when `resumeAccepting()` says a descriptor was freed. The
+/// connected clients are served all along.
+public final class TCPListener: EventSource {
+    /// How the listener behaves.
+    public struct Options: Sendable {
+        /// The kernel's queue of connections not yet accepted.
+        public var backlog: CInt = 511
+        /// `SO_REUSEPORT`: let several processes or loops share the port.
+        public var reusePort = false
+        /// At most this many accepts per wake-up, so a flood of connections
+        /// cannot starve the connected clients.
+        public var acceptsPerWakeup = 64
+        /// The first pause after running out of descriptors.
+        public var initialBackoff: Duration = .milliseconds(10)
+        /// The longest pause after running out of descriptors.
+        public var maximumBackoff: Duration = .seconds(1)
+
+        /// The defaults: backlog 511, no `SO_REUSEPORT`, 64 accepts per wake-up.
+        public init() {}
+    }
+
+    private unowned let loop: any EventLoopContext
+    private let options: Options
+    private let onAccept: (FileDescriptor) -> Void
+    private var descriptor: CInt
+    private var id: SourceID?
+    private var backoff: Duration
+    private var resumeTimer: TimerID?
+
+    /// The bound address, with the real port when 0 was asked for.
+    public let localAddress: (host: String, port: UInt16)
+
+    /// How many connections were accepted.
+    public private(set) var acceptedCount = 0
+
+    /// How many times accepting was paused for want of descriptors.
+    public private(set) var pauseCount = 0
+
+    /// Whether accepting is paused for want of descriptors.
+    public var isPaused: Bool { resumeTimer != nil }
+
+    /// Binds, listens and starts accepting on `loop`.
+    ///
+    /// - Parameters:
+    ///   - host: a numeric IPv4 or IPv6 address (`127.0.0.1`, `::1`, `0.0.0.0`).
+    ///   - port: the port; 0 picks a free one (see `localAddress`).
+    ///   - onAccept: called on the loop's thread with each new connection's
+    ///     descriptor, which it then owns.
+    /// - Throws: `SocketError` for a bad address, a port in use, or any other
+    ///   refusal, with the address in its message.
+    public init(
+        loop: any EventLoopContext,
+        host: String,
+        port: UInt16,
+        options: Options = Options(),
+        onAccept: @escaping (FileDescriptor) -> Void
+    ) throws(SocketError) {
+        guard let address = SocketAddress(host: host, port: port) else {
+            throw SocketError(
+                "parse the address", .invalidArgument, address: "\(host) (not a numeric IPv4 or IPv6 address)")
+        }
+        self.loop = loop
+        self.options = options
+        self.onAccept = onAccept
+        self.backoff = options.initialBackoff
+        descriptor = try Socket.listen(on: address, backlog: options.backlog, reusePort: options.reusePort)
+        switch system_getsockname(descriptor) {
+        case .success(let bound): localAddress = (bound.host, bound.port)
+        case .failure: localAddress = (host, port)
+        }
+        do {
+            id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: descriptor), interest: .read)
+        } catch {
+            _ = system_close(descriptor)
+            throw SocketError("watch", error.errno ?? .noMemory, address: address.description)
+        }
+    }
+
+    /// Accepts up to `acceptsPerWakeup` connections.
+    public func handle(_ ready: Interest) {
+        for _ in 0..<options.acceptsPerWakeup {
+            switch Socket.accept(descriptor) {
+            case .success(.processed(let client)):
+                acceptedCount += 1
+                backoff = options.initialBackoff
+                onAccept(FileDescriptor(rawValue: client))
+            case .success(.wouldBlock):
+                return
+            case .failure(let errno) where Self.isOutOfDescriptors(errno):
+                pause()
+                return
+            case .failure:
+                // ECONNABORTED, EPROTO, EPERM (firewall): that one connection
+                // is gone; the next may be fine.
+                continue
+            }
+        }
+    }
+
+    /// Resumes accepting now if it was paused for want of descriptors: call
+    /// it when a connection closes.
+    public func resumeAccepting() {
+        guard let timer = resumeTimer else { return }
+        loop.cancel(timer)
+        resume()
+    }
+
+    /// Stops listening and closes the socket; later calls do nothing.
+    public func close() {
+        guard let id else { return }
+        if let timer = resumeTimer { loop.cancel(timer) }
+        resumeTimer = nil
+        loop.unregister(id)
+        _ = system_close(descriptor)
+        descriptor = -1
+        self.id = nil
+    }
+
+    private static func isOutOfDescriptors(_ errno: Errno) -> Bool {
+        errno == .tooManyOpenFiles || errno == .tooManyOpenFilesInSystem || errno == .noBufferSpace
+            || errno == .noMemory
+    }
+
+    private func pause() {
+        guard let id, resumeTimer == nil else { return }
+        pauseCount += 1
+        try? loop.setInterest(id, [])
+        resumeTimer = loop.schedule(after: backoff) { [weak self] in self?.resume() }
+        backoff = min(backoff * 2, options.maximumBackoff)
+    }
+
+    private func resume() {
+        resumeTimer = nil
+        guard let id else { return }
+        try? loop.setInterest(id, .read)
+    }
+}

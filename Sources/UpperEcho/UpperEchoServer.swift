@@ -1,0 +1,162 @@
+import Logging
+import Reactor
+import Selectors
+import SystemPackage
+import Syscalls
+
+/// The lesson's service on the reactor: every byte a client sends comes back,
+/// with ASCII `a`-`z` upper-cased.
+///
+/// The hot path is the one ARCHITECTURE.md draws: the loop reads into its
+/// shared buffer, `Uppercase.apply` transforms it in place, and
+/// `TCPConnection.write` sends it at once, copying only an unsent tail. No
+/// allocation per chunk.
+public final class UpperEchoServer: TCPConnectionHandler {
+    private unowned let loop: any EventLoopContext
+    private let configuration: Configuration
+    private let logger: Logger
+    private let verbose: ((String) -> Void)?
+    private var listener: TCPListener?
+    private var connections: [ObjectIdentifier: TCPConnection] = [:]
+    private var shutdownTimer: TimerID?
+
+    /// The counters; `open` is the number of connections now.
+    public private(set) var stats = ServerStats()
+
+    /// The address the server listens on, with the real port.
+    public let localAddress: (host: String, port: UInt16)
+
+    /// Called once when a shutdown has finished (every connection closed or
+    /// the grace period over). By default it stops the loop.
+    public var onShutdownComplete: (() -> Void)?
+
+    /// Whether `shutdown` was called.
+    public private(set) var isShuttingDown = false
+
+    /// Starts listening on `loop` as `configuration` says.
+    ///
+    /// - Parameters:
+    ///   - verbose: called with one line per event and payload, as the
+    ///     lesson's program prints them; `nil` prints nothing.
+    /// - Throws: `SocketError` for a bad address or a port in use.
+    public init(
+        loop: any EventLoopContext,
+        configuration: Configuration,
+        logger: Logger = Logger(label: "upper-echo"),
+        verbose: ((String) -> Void)? = nil
+    ) throws(SocketError) {
+        self.loop = loop
+        self.configuration = configuration
+        self.logger = logger
+        self.verbose = verbose
+        var options = TCPListener.Options()
+        options.backlog = configuration.backlog
+        var accept: ((FileDescriptor) -> Void)?
+        let listener = try TCPListener(
+            loop: loop, host: configuration.host, port: configuration.port, options: options
+        ) { accept?($0) }
+        self.listener = listener
+        self.localAddress = listener.localAddress
+        accept = { [unowned self] in self.accept($0) }
+        onShutdownComplete = { [unowned loop] in loop.stop() }
+    }
+
+    /// Upper-cases the bytes in place and writes them back.
+    public func connection(_ connection: TCPConnection, didRead bytes: UnsafeMutableRawBufferPointer) {
+        if let verbose {
+            verbose("fd \(connection.fileDescriptor.rawValue) read \(bytes.count) bytes: \(pythonRepr(bytes))")
+        }
+        Uppercase.apply(bytes)
+        stats.bytesIn += bytes.count
+        stats.bytesOut += bytes.count
+        connection.write(UnsafeRawBufferPointer(bytes))
+        if connection.queuedBytes > stats.peakQueued { stats.peakQueued = connection.queuedBytes }
+    }
+
+    /// Forgets the connection, and resumes accepting if descriptors ran out.
+    public func connectionDidClose(_ connection: TCPConnection, reason: TCPConnection.CloseReason) {
+        connections[ObjectIdentifier(connection)] = nil
+        stats.open = connections.count
+        stats.closed += 1
+        switch reason {
+        case .idleTimeout: stats.idleClosed += 1
+        case .reset: stats.resets += 1
+        case .endOfInput, .closedLocally: break
+        }
+        logger.debug("connection closed", metadata: ["reason": "\(reason)", "open": "\(connections.count)"])
+        verbose?("connection closed: \(reason)")
+        listener?.resumeAccepting()
+        if isShuttingDown && connections.isEmpty { finishShutdown() }
+    }
+
+    /// Stops accepting, lets every connection deliver what is queued for it
+    /// (reading no more), and after `grace` closes whatever is left. Then
+    /// calls `onShutdownComplete`.
+    public func shutdown(grace: Duration? = nil) {
+        guard !isShuttingDown else { return }
+        isShuttingDown = true
+        if let listener { stats.acceptPauses = listener.pauseCount }
+        listener?.close()
+        listener = nil
+        logger.info("shutting down", metadata: ["open": "\(connections.count)"])
+        for connection in connections.values { connection.close() }
+        if connections.isEmpty { return finishShutdown() }
+        shutdownTimer = loop.schedule(after: grace ?? configuration.shutdownGrace) { [weak self] in
+            guard let self else { return }
+            for connection in self.connections.values { connection.abort() }
+            self.finishShutdown()
+        }
+    }
+
+    /// The counters, with the listener's pause count brought up to date.
+    public var currentStats: ServerStats {
+        var current = stats
+        if let listener { current.acceptPauses = listener.pauseCount }
+        return current
+    }
+
+    private func accept(_ fileDescriptor: FileDescriptor) {
+        stats.accepted += 1
+        if let limit = configuration.maxConnections, connections.count >= limit {
+            stats.refused += 1
+            _ = system_close(fileDescriptor.rawValue)
+            return
+        }
+        do {
+            let connection = try TCPConnection(
+                loop: loop, fileDescriptor: fileDescriptor, options: configuration.connection, handler: self)
+            connections[ObjectIdentifier(connection)] = connection
+            stats.open = connections.count
+            verbose?("fd \(fileDescriptor.rawValue) accepted")
+        } catch {
+            logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func finishShutdown() {
+        if let shutdownTimer { loop.cancel(shutdownTimer) }
+        shutdownTimer = nil
+        let done = onShutdownComplete
+        onShutdownComplete = nil
+        done?()
+    }
+}
+
+/// Bytes as Python prints them: `b'hello\n'`, printable ASCII as is, the rest
+/// as escapes. What the lesson's `print(data)` would show, without its crash
+/// on bytes that are not UTF-8.
+func pythonRepr(_ bytes: UnsafeMutableRawBufferPointer) -> String {
+    var text = "b'"
+    for byte in bytes.prefix(256) {
+        switch byte {
+        case 0x5C: text += "\\\\"
+        case 0x27: text += "\\'"
+        case 0x0A: text += "\\n"
+        case 0x0D: text += "\\r"
+        case 0x09: text += "\\t"
+        case 0x20...0x7E: text.unicodeScalars.append(Unicode.Scalar(byte))
+        default: text += "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+        }
+    }
+    return text + (bytes.count > 256 ? "'..." : "'")
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Glibc  // signal numbers only; every call goes through Syscalls
+import Logging
+import Reactor
+import Selectors
+import Syscalls
+import UpperEcho
+
+/// `upper-echo`: the lesson's server, built to survive real traffic.
+@main
+struct UpperEchoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upper-echo",
+        abstract: "Echo every byte back with ASCII a-z upper-cased, over epoll, poll or select.",
+        discussion: """
+            Prints `listening on HOST:PORT (BACKEND)` once it accepts connections.
+            SIGINT or SIGTERM: stop accepting, deliver queued replies (2 s at most), exit 0.
+            SIGHUP: print one `stats ...` line with the server's counters.
+            Try it: `nc 127.0.0.1 8000`, type a line, get it back upper-cased.
+            """
+    )
+
+    @Option(help: "The numeric IPv4 or IPv6 address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on; 0 picks a free one.")
+    var port: UInt16 = 8000
+
+    @Option(help: "The readiness backend: epoll, poll or select.")
+    var selector: SelectorKind = .epoll
+
+    @Option(help: "The kernel's queue of connections not yet accepted.")
+    var backlog: Int32 = 511
+
+    @Option(help: "Close connections beyond this many as soon as they arrive (default: no limit).")
+    var maxConnections: Int?
+
+    @Option(help: "Close a connection after this many seconds without traffic (default: never).")
+    var idleTimeout: Double?
+
+    @Flag(help: "Print every event and payload, as the lesson's program does.")
+    var verbose = false
+
+    @Option(help: "The log level on standard error: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .notice
+
+    func validate() throws {
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if let idleTimeout, !(idleTimeout > 0) {
+            throw ValidationError("--idle-timeout must be a positive number of seconds")
+        }
+        if backlog < 1 { throw ValidationError("--backlog must be at least 1") }
+    }
+
+    func run() throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        _ = system_signal_ignore(SIGPIPE)
+        _ = system_raise_descriptor_limit()
+        var configuration = Configuration()
+        configuration.host = host
+        configuration.port = port
+        configuration.selector = selector
+        configuration.backlog = backlog
+        configuration.maxConnections = maxConnections
+        configuration.connection.idleTimeout = idleTimeout.map { .nanoseconds(Int64($0 * 1e9)) }
+        configuration.verbose = verbose
+        do {
+            switch selector {
+            case .epoll: try serve(EpollSelector<Int>(), configuration)
+            case .poll: try serve(PollSelector<Int>(), configuration)
+            case .select: try serve(SelectSelector<Int>(), configuration)
+            }
+        } catch let error as SocketError {
+            system_write_stderr("upper-echo: \(error)\n")
+            throw ExitCode(1)
+        } catch let error as SelectorError {
+            system_write_stderr("upper-echo: \(error)\n")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Runs the server on a loop specialised for one backend.
+    private func serve<S: Selector>(_ selector: S, _ configuration: Configuration) throws where S.Data == Int {
+        let logger = Logger(label: "upper-echo")
+        let loop = try EventLoop(selector: selector)
+        let verbose: ((String) -> Void)? =
+            configuration.verbose
+            ? {
+                print($0); system_flush_stdout()
+            } : nil
+        let server = try UpperEchoServer(loop: loop, configuration: configuration, logger: logger, verbose: verbose)
+        let signals = try SignalSource(loop: loop, signals: [SIGINT, SIGTERM, SIGHUP]) { signal in
+            if signal == SIGHUP {
+                print(server.currentStats)
+                system_flush_stdout()
+            } else if server.isShuttingDown {
+                loop.stop()  // a second signal: stop now
+            } else {
+                logger.notice("signal \(signal): shutting down")
+                server.shutdown()
+            }
+        }
+        defer { signals.close() }
+        print("listening on \(server.localAddress.host):\(server.localAddress.port) (\(configuration.selector))")
+        system_flush_stdout()
+        try loop.run()
+        logger.notice("stopped", metadata: ["stats": "\(server.currentStats)"])
+    }
+}
+
+extension SelectorKind: ExpressibleByArgument {}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
