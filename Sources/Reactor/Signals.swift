@@ -41,6 +41,7 @@ public final class SignalSource: EventSource {
         }
         do {
             id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: readEnd), interest: .read)
+            if case .failure(let errno) = system_unblock_signals(signals) { throw SelectorError.system(errno) }
             for signal in signals {
                 if case .failure(let errno) = system_signal_forward(signal, to: writeEnd) {
                     throw SelectorError.system(errno)

@@ -220,3 +220,14 @@ package func system_raise_descriptor_limit() -> UInt64 {
     }
     return limit.soft
 }
+
+/// Unblocks `signals` for the calling thread (and the threads it creates
+/// later). A process started by a parent whose thread blocked SIGTERM
+/// inherits that mask, and would otherwise never see the signal.
+/// The corresponding C function is `pthread_sigmask(SIG_UNBLOCK)`.
+package func system_unblock_signals(_ signals: [CInt]) -> Result<Void, Errno> {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for signal in signals { sigaddset(&set, signal) }
+    return system_sigprocmask(SIG_UNBLOCK, &set, nil)
+}
