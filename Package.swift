@@ -72,6 +72,20 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ReactorTests",
+            dependencies: [
+                "Reactor", "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .testTarget(
+            name: "UpperEchoTests",
+            dependencies: [
+                "upper-echo", "UpperEcho", "Reactor", "Selectors", "Syscalls", "CEpollShim",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .testTarget(
             name: "SyscallsTests",
             dependencies: ["Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
