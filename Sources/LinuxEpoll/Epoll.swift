@@ -18,6 +18,8 @@ import Syscalls
 /// epoll.close()
 /// ```
 ///
+/// A complete, compiled example: `Snippets/EpollExample.swift` (`swift run EpollExample`).
+///
 /// ## Notes
 ///
 /// - **Level-triggered by default**, as in Python: a descriptor is reported

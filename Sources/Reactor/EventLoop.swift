@@ -10,6 +10,8 @@ import SystemPackage
 /// try loop.run()
 /// ```
 ///
+/// A complete, compiled example: `Snippets/EventLoopExample.swift` (`swift run EventLoopExample`).
+///
 /// One iteration (`runOnce`) runs these phases in order, as libuv and redis do:
 ///
 /// 1. compute the wait from the nearest timer (no wait if work is queued);

@@ -12,6 +12,8 @@ import SystemPackage
 /// selector.close()
 /// ```
 ///
+/// A complete, compiled example: `Snippets/SelectorExample.swift` (`swift run SelectorExample`).
+///
 /// ## The contract (every backend)
 ///
 /// - `register` fails with `.alreadyRegistered` for a registered descriptor,
