@@ -17,12 +17,14 @@ let package = Package(
         .library(name: "Reactor", targets: ["Reactor"]),
         .executable(name: "upper-echo", targets: ["upper-echo"]),
         .executable(name: "seed-server", targets: ["seed-server"]),
+        .executable(name: "echo-load", targets: ["echo-load"]),
         .executable(name: "selector-bench", targets: ["selector-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(name: "CEpollShim"),
@@ -60,6 +62,14 @@ let package = Package(
         .executableTarget(
             name: "seed-server",
             dependencies: ["LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "echo-load",
+            dependencies: [
+                "LinuxEpoll", "UpperEcho", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
         .executableTarget(
             name: "selector-bench",
