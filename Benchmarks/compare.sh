@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Side by side: upper-echo against its peers (a C epoll server, SwiftNIO, the
+# lesson's Python program), same service, same load, one run.
+#
+# Each server runs pinned to CPU 0, echo-load pinned to CPU 1. For every
+# scenario it records msgs/s, p99 latency, the server's CPU % and RSS, and
+# messages per server CPU-second: the fair figure, since on loopback the load
+# generator is often the bottleneck. It prints one table with ratios against
+# the C server and appends JSON lines to Benchmarks/results/.
+#
+# Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+export PATH="/opt/swift/usr/bin:$PATH"
+
+duration=5
+warmup=1
+servers="upper-echo c nio python"
+scenarios=(
+    "1 64 1" "1 64 16"
+    "100 64 1" "100 64 16"
+    "1000 64 1" "1000 64 16"
+    "10000 64 1" "10000 64 16"
+    "100 16384 1"
+)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) duration=2; scenarios=("1 64 1" "100 64 16" "1000 64 1" "100 16384 1"); shift ;;
+        --servers) servers="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        *) echo "usage: $0 [--quick] [--servers LIST] [--duration S]" >&2; exit 2 ;;
+    esac
+done
+
+echo "building (release)..." >&2
+(cd "$root" && swift build -c release --product upper-echo >&2 && swift build -c release --product echo-load >&2)
+(cd "$here" && swift build -c release --product nio-upper-echo >&2 && swift build -c release --product c-upper-echo >&2)
+bin="$root/.build/release"
+peers="$here/.build/release"
+
+server_command() {
+    case "$1" in
+        upper-echo) echo "$bin/upper-echo --port 0 --log-level error" ;;
+        c) echo "$peers/c-upper-echo 0" ;;
+        nio) echo "$peers/nio-upper-echo 0" ;;
+        python) echo "python3 $here/peers/python_upper_echo.py 0" ;;
+    esac
+}
+
+mkdir -p "$here/results"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+results="$here/results/compare-$stamp.jsonl"
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), $(swift --version 2>&1 | head -1)"
+echo "# $machine" >&2
+
+for scenario in "${scenarios[@]}"; do
+    read -r connections size pipeline <<<"$scenario"
+    for server in $servers; do
+        out="$(mktemp)"
+        # shellcheck disable=SC2046
+        taskset -c 0 $(server_command "$server") >"$out" 2>/dev/null &
+        pid=$!
+        port=""
+        for _ in $(seq 100); do
+            port="$(sed -n 's/^listening on [^ ]*:\([0-9]*\) .*/\1/p' "$out")"
+            [ -n "$port" ] && break
+            sleep 0.05
+        done
+        if [ -z "$port" ]; then echo "$server did not start" >&2; kill "$pid" 2>/dev/null; continue; fi
+        echo "== $server: $connections connections x $size B x pipeline $pipeline" >&2
+        status=0
+        line="$(taskset -c 1 "$bin/echo-load" --port "$port" --connections "$connections" --size "$size" \
+            --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" --server-pid "$pid" --json)" || status=$?
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        rm -f "$out"
+        [ -n "$line" ] || line='{}'
+        python3 - "$server" "$status" "$line" "$machine" >>"$results" <<'PY'
+import json, sys
+server, status, line, machine = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+record = json.loads(line)
+record.update(server=server, exit_status=status, machine=machine)
+print(json.dumps(record))
+PY
+    done
+done
+
+python3 "$here/compare_table.py" "$results"
+echo "results: $results" >&2
