@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LinuxEpoll", targets: ["LinuxEpoll"]),
         .library(name: "Selectors", targets: ["Selectors"]),
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "UpperEcho", targets: ["UpperEcho"]),
         .executable(name: "upper-echo", targets: ["upper-echo"]),
         .executable(name: "seed-server", targets: ["seed-server"]),
         .executable(name: "echo-load", targets: ["echo-load"]),
