@@ -100,8 +100,12 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         // 1. The wait: until the nearest timer, no longer than asked, zero if work is queued.
         let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero
         // 2 and 3. Wait, then dispatch I/O to each ready source.
+        var timeTaken = false
         try selector.select(timeout: wait) { key, ready in
-            iterationTime = clock.now()
+            if !timeTaken {  // once per wake-up, not per event
+                iterationTime = clock.now()
+                timeTaken = true
+            }
             sources[key.data].source?.handle(ready)
         }
         iterationTime = clock.now()
@@ -122,10 +126,11 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     public func register(_ source: EventSource, fileDescriptor: FileDescriptor, interest: Interest)
         throws(SelectorError) -> SourceID
     {
-        let slot = freeSlots.popLast() ?? sources.count
+        let slot = freeSlots.last ?? sources.count
         if !interest.isEmpty {
             try selector.register(fileDescriptor, interest: interest, data: slot)
         }
+        if !freeSlots.isEmpty { freeSlots.removeLast() }
         let entry = Slot(source: source, fileDescriptor: fileDescriptor, interest: interest)
         if slot == sources.count { sources.append(entry) } else { sources[slot] = entry }
         return SourceID(slot: slot, fileDescriptor: fileDescriptor)
