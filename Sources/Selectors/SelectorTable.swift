@@ -8,14 +8,16 @@ import SystemPackage
 /// `epoll_data`), packs the generation above the descriptor. An event
 /// whose token's generation is not the slot's current one belongs to a
 /// registration that is gone, and is dropped.
+@usableFromInline
 struct SelectorTable<Data> {
-    private struct Slot {
-        var key: SelectorKey<Data>
-        var generation: UInt32
+    @usableFromInline
+    struct Slot {
+        @usableFromInline var key: SelectorKey<Data>
+        @usableFromInline var generation: UInt32
     }
 
     /// Indexed by descriptor number; grows to the highest registered one.
-    private var slots: [Slot?] = []
+    @usableFromInline var slots: [Slot?] = []
     private var nextGeneration: UInt32 = 1
 
     /// How many descriptors are registered.
@@ -27,6 +29,7 @@ struct SelectorTable<Data> {
     }
 
     /// The descriptor number inside a token.
+    @inlinable
     static func descriptor(of token: UInt64) -> CInt {
         CInt(bitPattern: UInt32(truncatingIfNeeded: token))
     }
@@ -43,6 +46,7 @@ struct SelectorTable<Data> {
     }
 
     /// The key that `token` names, or `nil` when its registration is gone.
+    @inlinable
     func key(forToken token: UInt64) -> SelectorKey<Data>? {
         let fd = Int(Self.descriptor(of: token))
         guard fd >= 0, fd < slots.count, let slot = slots[fd],
