@@ -111,7 +111,10 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
         return keys
     }
 
-    /// See `Selector.select(timeout:_:)`.
+    /// See `Selector.select(timeout:_:)`. Inlinable for the same reason as
+    /// `select(timeout:)`: an event loop specialised for one backend and data
+    /// type then calls the backend directly.
+    @inlinable
     @discardableResult
     public func select(timeout: Duration?, _ body: (SelectorKey<Data>, Interest) throws -> Void) throws -> Int {
         let count = try openBackend().wait(timeout: timeout)

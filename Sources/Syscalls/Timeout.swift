@@ -11,6 +11,7 @@ package enum TimeoutConversionError: Error, Sendable, Equatable {
 /// 0.1 ms waits at least 1 ms rather than not at all.
 package func milliseconds(roundingUp timeout: Duration?) -> Result<CInt, TimeoutConversionError> {
     guard let timeout else { return .success(-1) }
+    if timeout == .zero { return .success(0) }  // the busy loop's case, without the arithmetic
     if timeout < .zero { return .success(-1) }
     let (seconds, attoseconds) = timeout.components
     let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
