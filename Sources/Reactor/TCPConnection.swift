@@ -75,6 +75,8 @@ public final class TCPConnection: EventSource {
     private var readPaused = false
     private var inputEnded = false
     private var closeWhenFlushed = false
+    private var lingerWhenFlushed = false
+    private var lingering = false
     private var lastActivity: UInt64
     private var idleTimer: TimerID?
 
@@ -156,6 +158,23 @@ public final class TCPConnection: EventSource {
         }
     }
 
+    /// Closes gracefully without losing replies to a reset: stops reading,
+    /// delivers what is queued, sends end of input (`shutdown(SHUT_WR)`),
+    /// then reads and drops whatever the peer still sends until it closes its
+    /// side, and only then closes. What Apache and nginx call a lingering close.
+    ///
+    /// `close()` closes as soon as the queue is empty. If the peer sent bytes
+    /// that were never read, or sends more after that, the kernel answers
+    /// with a reset and drops the replies still in its send buffer: a peer
+    /// that reads slowly never gets them. The wait for the peer is not
+    /// bounded here; bound it with a timer and `abort()`.
+    public func closeLingering() {
+        guard id != nil, !lingering else { return }
+        lingerWhenFlushed = !inputEnded
+        if outbound.isEmpty && lingerWhenFlushed { return startLingering() }
+        close()
+    }
+
     /// Closes now, dropping whatever is queued.
     public func abort() {
         finish(.closedLocally)
@@ -164,6 +183,7 @@ public final class TCPConnection: EventSource {
     /// Flushes on write readiness, reads on read readiness.
     public func handle(_ ready: Interest) {
         if ready.contains(.write) { flush() }
+        if ready.contains(.read) && lingering { discardInput() }
         if ready.contains(.read) && wantsToRead { readAvailable() }
     }
 
@@ -204,10 +224,33 @@ public final class TCPConnection: EventSource {
         }
         if let failure { return finish(.reset(failure)) }
         lastActivity = loop.iterationTime
+        if outbound.isEmpty && closeWhenFlushed && lingerWhenFlushed && !inputEnded { return startLingering() }
         if outbound.isEmpty && (closeWhenFlushed || inputEnded) {
             return finish(inputEnded ? .endOfInput : .closedLocally)
         }
         updateInterest()
+    }
+
+    /// Sends end of input after the last reply and watches for the peer's.
+    private func startLingering() {
+        lingering = true
+        closeWhenFlushed = true
+        guard case .success = system_shutdown(fileDescriptor.rawValue, CInt(SHUT_WR)) else {
+            return finish(.closedLocally)
+        }
+        updateInterest()
+    }
+
+    /// Drops what the peer sends after a lingering close, until its end of input.
+    private func discardInput() {
+        for _ in 0..<options.readsPerWakeup {
+            switch Socket.receive(fileDescriptor.rawValue, into: loop.readBuffer) {
+            case .success(.processed(0)): return finish(.closedLocally)
+            case .success(.processed): continue
+            case .success(.wouldBlock): return
+            case .failure(let errno): return finish(.reset(errno))
+            }
+        }
     }
 
     private func endOfInput() {
@@ -224,7 +267,7 @@ public final class TCPConnection: EventSource {
         } else if readPaused && outbound.count <= options.lowWaterMark {
             readPaused = false
         }
-        var interest: Interest = wantsToRead ? .read : []
+        var interest: Interest = wantsToRead || lingering ? .read : []
         if !outbound.isEmpty { interest.insert(.write) }
         do { try loop.setInterest(id, interest) } catch { finish(.reset(error.errno ?? .noMemory)) }
     }

@@ -90,8 +90,9 @@ public final class UpperEchoServer: TCPConnectionHandler {
     }
 
     /// Stops accepting, lets every connection deliver what is queued for it
-    /// (reading no more), and after `grace` closes whatever is left. Then
-    /// calls `onShutdownComplete`.
+    /// (reading no more) and waits for each peer to close its side
+    /// (`TCPConnection.closeLingering()`); after `grace` closes whatever is
+    /// left. Then calls `onShutdownComplete`.
     public func shutdown(grace: Duration? = nil) {
         guard !isShuttingDown else { return }
         isShuttingDown = true
@@ -99,7 +100,9 @@ public final class UpperEchoServer: TCPConnectionHandler {
         listener?.close()
         listener = nil
         logger.info("shutting down", metadata: ["open": "\(connections.count)"])
-        for connection in connections.values { connection.close() }
+        // Lingering: a plain close with input unread would reset the
+        // connection and drop the replies still in the kernel's send buffer.
+        for connection in connections.values { connection.closeLingering() }
         if connections.isEmpty { return finishShutdown() }
         shutdownTimer = loop.schedule(after: grace ?? configuration.shutdownGrace) { [weak self] in
             guard let self else { return }

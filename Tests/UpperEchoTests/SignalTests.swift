@@ -1,0 +1,98 @@
+import Foundation
+import Syscalls
+import Testing
+
+extension UpperEchoTests {
+    @Suite struct Signals {
+        /// The counters of the `stopped` line the server logs on standard error as it exits.
+        static func finalStats(_ server: UpperEchoProcess) -> [String: Int]? {
+            guard waitUntil({ server.errors.reachedEnd }),
+                let line = server.errors.lines.last(where: { $0.hasSuffix("stopped") })
+            else { return nil }
+            return UpperEchoProcess.counters(in: line)
+        }
+
+        @Test(arguments: [SIGTERM, SIGINT])
+        func underLoadASignalDeliversTheQueuedRepliesThenEndOfFileAndExits0(signal: CInt) throws {
+            let server = try UpperEchoProcess(["--port", "0"])
+            defer { server.stop() }
+            let port = try #require(server.waitForPort())
+            let clients = try (0..<4).map { try StreamingClient(index: $0, port: port) }
+            try #require(
+                waitUntil { clients.allSatisfy { $0.received >= 256 * 1024 } }, "the clients are not streaming")
+
+            let start = ContinuousClock.now
+            server.send(signal)
+            #expect(server.waitForExit(timeout: .seconds(2)), "still running 2 s after signal \(signal)")
+            print("upper-echo exited \(ContinuousClock.now - start) after signal \(signal) under load")
+            #expect(server.exited(with: 0), "terminated by \(server.process.terminationReason)")
+            #expect(waitUntil { clients.allSatisfy(\.isFinished) }, "a client is still running")
+            for client in clients {
+                #expect(client.ending == .endOfFile, "client \(client.index)")
+                #expect(client.mismatch == nil, "client \(client.index): a reply byte is not bytes.upper()")
+                #expect(client.received > 0 && client.received <= client.sent)
+            }
+            // Every byte the server wrote or queued reached its client.
+            let stats = try #require(Self.finalStats(server), "stderr: \(server.errors.text)")
+            #expect(stats["bytes_out"] == clients.reduce(0) { $0 + $1.received })
+            #expect(stats["accepted"] == 4 && stats["open"] == 0)
+        }
+
+        /// Regression: a client that read its replies only after SIGTERM lost
+        /// the ones queued in the server's kernel send buffer to a reset,
+        /// because the server closed the socket with input still unread.
+        @Test func repliesQueuedForAClientThatReadsOnlyAfterSIGTERMAreAllDelivered() throws {
+            let server = try UpperEchoProcess(["--port", "0"])
+            defer { server.stop() }
+            let port = try #require(server.waitForPort())
+            let client = try TestClient(port: port)
+            func byte(_ offset: Int) -> UInt8 { UInt8(truncatingIfNeeded: offset % 251) }
+
+            let sent = client.sendUntilStalled(byte)
+            server.send(SIGTERM)
+            Thread.sleep(forTimeInterval: 0.2)  // the server flushes what it can and closes
+
+            var received = 0
+            var mismatch: Int?
+            let ending = client.receiveUntilEnd { offset, bytes in
+                received = offset + bytes.count
+                if mismatch == nil,
+                    let bad = bytes.indices.first(where: { bytes[$0] != pythonUpper(byte(offset + $0)) })
+                {
+                    mismatch = offset + bad
+                }
+            }
+            client.close()
+            #expect(ending == .endOfFile)
+            #expect(mismatch == nil, "reply byte \(mismatch ?? -1) is not bytes.upper() of the byte sent")
+            #expect(server.waitForExit(timeout: .seconds(3)) && server.exited(with: 0))
+            let stats = try #require(Self.finalStats(server), "stderr: \(server.errors.text)")
+            #expect(received == stats["bytes_out"], "sent \(sent), the server wrote \(stats["bytes_out"] ?? -1)")
+            #expect(stats["peak_queued"] ?? 0 > 0, "the server never had to queue: the test proved nothing")
+        }
+
+        @Test func sighupPrintsAStatsLineAndTheServerKeepsRunning() throws {
+            try withUpperEcho { server, port in
+                let client = try TestClient(port: port)
+                #expect(client.roundTrip("hello"))
+                let first = try #require(server.stats())
+                let line = try #require(server.output.lines.last)
+                let format =
+                    /stats open=\d+ accepted=\d+ closed=\d+ refused=\d+ idle_closed=\d+ resets=\d+ bytes_in=\d+ bytes_out=\d+ peak_queued=\d+ accept_pauses=\d+/
+                #expect(line.wholeMatch(of: format) != nil, "\(line)")
+                #expect(first["open"] == 1 && first["accepted"] == 1 && first["closed"] == 0)
+                #expect(first["bytes_in"] == 5 && first["bytes_out"] == 5)
+
+                client.close()
+                let second = try TestClient(port: port)
+                #expect(second.roundTrip("world!"), "the server stopped serving after SIGHUP")
+                #expect(waitUntil { server.stats()?["closed"] == 1 })
+                let after = try #require(server.stats())
+                #expect(after["open"] == 1 && after["accepted"] == 2)
+                #expect(after["bytes_in"] == 11 && after["bytes_out"] == 11)
+                #expect(server.output.lines.first?.hasPrefix("listening on") == true)
+                #expect(server.output.lines.dropFirst().allSatisfy { $0.hasPrefix("stats ") })
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Syscalls
+import Testing
+
+/// Integration tests: the real `upper-echo` executable in a child process,
+/// real TCP clients on 127.0.0.1, always `--port 0`. Serialized, nested
+/// suites included, because several tests measure the server's CPU time and
+/// open a thousand sockets; every wait is bounded.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct UpperEchoTests {}
+
+extension UpperEchoTests {
+    @Suite struct Startup {
+        @Test(arguments: ["epoll", "poll", "select"])
+        func theOneListeningLineNamesTheBackendAndARoundTripWorks(backend: String) throws {
+            try withUpperEcho(["--selector", backend]) { server, port in
+                let client = try TestClient(port: port)
+                #expect(client.roundTrip("hello, \(backend)!"))
+                #expect(server.output.lines == ["listening on 127.0.0.1:\(port) (\(backend))"])
+                #expect(port != 0 && port != 8000)
+            }
+        }
+
+        @Test func epollIsTheDefaultBackend() throws {
+            try withUpperEcho { server, _ in
+                #expect(server.listeningLine?.backend == "epoll")
+            }
+        }
+
+        @Test func aPortInUseIsOneLineOnStandardErrorAndExitStatus1() throws {
+            // A listener of this process holds the port.
+            let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
+            let holder = try system_socket(AF_INET, type).get()
+            defer { _ = system_close(holder) }
+            try system_bind(holder, SocketAddress(host: "127.0.0.1", port: 0)!).get()
+            try system_listen(holder, 1).get()
+            let port = try system_getsockname(holder).get().port
+
+            let server = try UpperEchoProcess(["--port", "\(port)"])
+            defer { server.stop() }
+            try #require(server.waitForExit(), "upper-echo is still running on a port in use")
+            #expect(server.exited(with: 1))
+            #expect(waitUntil { server.errors.reachedEnd && server.output.reachedEnd })
+            let message = server.errors.text
+            #expect(message.lowercased().contains("address already in use"))
+            #expect(message.contains("127.0.0.1:\(port)"))
+            #expect(server.errors.lines.count == 1 && message.hasSuffix("\n"), "not one line: \(message)")
+            #expect(!message.contains("Fatal error") && !message.contains("backtrace"))
+            #expect(server.output.text.isEmpty)
+        }
+
+        @Test func aHostThatIsNotAnAddressIsAClearErrorAndExitStatus1() throws {
+            let server = try UpperEchoProcess(["--host", "999.1.1.1", "--port", "0"])
+            defer { server.stop() }
+            try #require(server.waitForExit())
+            #expect(server.exited(with: 1))
+            #expect(waitUntil { server.errors.reachedEnd })
+            let message = server.errors.text
+            #expect(message.contains("999.1.1.1") && message.contains("not a numeric IPv4 or IPv6 address"))
+            #expect(server.errors.lines.count == 1, "not one line: \(message)")
+            #expect(server.output.text.isEmpty)
+        }
+
+        /// ArgumentParser's validation failure: exit status 64 (`EX_USAGE`),
+        /// the error and the usage on standard error, nothing on standard output.
+        @Test(arguments: [
+            (["--selector", "kqueue", "--port", "0"], "'kqueue' is invalid for '--selector"),
+            (["--port", "70000"], "'70000' is invalid for '--port"),
+            (["--bogus", "--port", "0"], "Unknown option '--bogus'"),
+            (["--max-connections", "0", "--port", "0"], "--max-connections must be at least 1"),
+            (["--idle-timeout", "0", "--port", "0"], "--idle-timeout must be a positive number of seconds"),
+        ])
+        func aBadFlagIsAUsageError(arguments: [String], error: String) throws {
+            let server = try UpperEchoProcess(arguments)
+            defer { server.stop() }
+            try #require(server.waitForExit())
+            #expect(server.exited(with: 64))
+            #expect(waitUntil { server.errors.reachedEnd })
+            #expect(server.errors.text.contains(error), "stderr: \(server.errors.text)")
+            #expect(server.errors.text.contains("Usage: upper-echo"))
+            #expect(!server.output.text.contains("listening"))
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import Synchronization
+import Syscalls
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns
+/// whether it held. Every wait in these tests is bounded by one of these.
+func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now >= deadline { return false }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+    return true
+}
+
+/// Collects everything written to a pipe, on a background thread, so that
+/// the child never blocks on a full pipe and a test never blocks on a read.
+final class OutputCollector: Sendable {
+    private let bytes = Mutex<[UInt8]>([])
+    private let ended = Atomic<Bool>(false)
+
+    init(reading handle: FileHandle) {
+        let fd = handle.fileDescriptor
+        Thread { [self] in
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while case .success(let count) = chunk.withUnsafeMutableBytes({ system_read(fd, $0) }), count > 0 {
+                bytes.withLock { $0.append(contentsOf: chunk[..<count]) }
+            }
+            ended.store(true, ordering: .releasing)
+        }.start()
+    }
+
+    /// What was read so far, decoded leniently.
+    var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+
+    /// The complete lines read so far.
+    var lines: [Substring] { text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() }
+
+    /// Whether the writer closed the pipe (the child exited).
+    var reachedEnd: Bool { ended.load(ordering: .acquiring) }
+}
+
+/// The `upper-echo` executable running as a child process, its output
+/// collected. Create it through `withUpperEcho`, or call `stop()` in a `defer`.
+final class UpperEchoProcess {
+    let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    let output: OutputCollector
+    let errors: OutputCollector
+
+    /// The executable SwiftPM built next to the test bundle: the test target
+    /// depends on `upper-echo`, so it is in the same build directory.
+    static var executablePath: String {
+        get throws {
+            let testExecutable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            return URL(fileURLWithPath: testExecutable).deletingLastPathComponent()
+                .appendingPathComponent("upper-echo").path
+        }
+    }
+
+    /// Starts `upper-echo arguments...`; with `descriptorLimit`, through
+    /// `bash -c 'ulimit -n LIMIT; exec upper-echo ...'` (same pid: `exec`).
+    init(_ arguments: [String], descriptorLimit: Int? = nil) throws {
+        let path = try Self.executablePath
+        if let descriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", path] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+        }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        output = OutputCollector(reading: stdoutPipe.fileHandleForReading)
+        errors = OutputCollector(reading: stderrPipe.fileHandleForReading)
+        try Self.runWithEmptySignalMask(process)
+    }
+
+    /// Starts `process` from a new thread whose signal mask is empty. A child
+    /// inherits the mask of the thread that spawns it, and the test runner's
+    /// threads block SIGTERM among others.
+    private static func runWithEmptySignalMask(_ process: Process) throws {
+        let outcome = Mutex<Result<Void, SpawnError>?>(nil)
+        Thread {
+            var empty = sigset_t()  // all bits clear: no signal blocked
+            _ = system_sigprocmask(SIG_SETMASK, &empty, nil)
+            let result = Result { try process.run() }.mapError { SpawnError(description: "\($0)") }
+            outcome.withLock { $0 = result }
+        }.start()
+        guard waitUntil(timeout: .seconds(10), { outcome.withLock { $0 != nil } }) else {
+            throw SpawnError(description: "upper-echo did not start within 10 s")
+        }
+        if case .failure(let error) = outcome.withLock({ $0 })! { throw error }
+    }
+
+    var pid: pid_t { process.processIdentifier }
+
+    /// The `listening on HOST:PORT (BACKEND)` line, once it is complete.
+    var listeningLine: (host: String, port: UInt16, backend: String)? {
+        guard let line = output.lines.first(where: { $0.hasPrefix("listening on ") }),
+            let colon = line.lastIndex(of: ":"), let space = line.lastIndex(of: " "), colon < space,
+            line.hasSuffix(")"), let port = UInt16(line[line.index(after: colon)..<space])
+        else { return nil }
+        let host = line.dropFirst("listening on ".count)[..<colon]
+        return (String(host), port, String(line[line.index(space, offsetBy: 2)...].dropLast()))
+    }
+
+    /// Waits (bounded) for the listening line and returns its port.
+    func waitForPort(timeout: Duration = .seconds(10)) -> UInt16? {
+        _ = waitUntil(timeout: timeout) { listeningLine != nil || !process.isRunning }
+        return listeningLine?.port
+    }
+
+    /// Sends `signal` to the server.
+    func send(_ signal: CInt) {
+        if process.isRunning { _ = kill(pid, signal) }
+    }
+
+    /// Asks for a `stats` line with SIGHUP and returns its counters by name,
+    /// or `nil` if no new line came within 5 s.
+    func stats() -> [String: Int]? {
+        let before = output.lines.count { $0.hasPrefix("stats ") }
+        send(SIGHUP)
+        guard waitUntil({ output.lines.count { $0.hasPrefix("stats ") } > before }) else { return nil }
+        return Self.counters(in: output.lines.last { $0.hasPrefix("stats ") }!)
+    }
+
+    /// The `key=value` pairs of a stats line.
+    static func counters(in line: Substring) -> [String: Int] {
+        var counters: [String: Int] = [:]
+        for pair in line.split(separator: " ") {
+            let parts = pair.split(separator: "=")
+            if parts.count == 2, let value = Int(parts[1]) { counters[String(parts[0])] = value }
+        }
+        return counters
+    }
+
+    /// The descriptors the server holds, from `/proc/PID/fd`.
+    func openDescriptors() -> [CInt] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return names.compactMap { CInt($0) }.sorted()
+    }
+
+    /// The CPU time (user + system) the server has used so far, from
+    /// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
+    func cpuTime() -> Duration? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let nameEnd = text.lastIndex(of: ")")
+        else { return nil }
+        // After the parenthesised name, field 3 (the state) comes first.
+        let fields = text[text.index(after: nameEnd)...].split(separator: " ")
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        let ticksPerSecond = sysconf(CInt(_SC_CLK_TCK))
+        return .milliseconds((user + system) * 1000 / ticksPerSecond)
+    }
+
+    /// The CPU time the server uses during `window`, as a fraction of one CPU.
+    func cpuLoad(over window: Duration = .seconds(1)) -> Double? {
+        let start = ContinuousClock.now
+        guard let before = cpuTime() else { return nil }
+        Thread.sleep(forTimeInterval: Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18)
+        guard let after = cpuTime() else { return nil }
+        return (after - before) / (ContinuousClock.now - start)
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    func waitForExit(timeout: Duration = .seconds(10)) -> Bool {
+        waitUntil(timeout: timeout) { !process.isRunning }
+    }
+
+    /// Whether the process exited normally with `status`.
+    func exited(with status: CInt) -> Bool {
+        !process.isRunning && process.terminationReason == .exit && process.terminationStatus == status
+    }
+
+    /// SIGTERM, then SIGKILL if the server is still running after 5 s; returns
+    /// whether SIGTERM alone was enough.
+    @discardableResult
+    func stop() -> Bool {
+        send(SIGTERM)
+        if waitForExit(timeout: .seconds(5)) { return true }
+        send(SIGKILL)
+        _ = waitForExit()
+        return false
+    }
+}
+
+/// Starts `upper-echo --port 0 arguments...`, waits for its port, runs `body`,
+/// checks that the server survived it, and always stops the server.
+func withUpperEcho(
+    _ arguments: [String] = [],
+    descriptorLimit: Int? = nil,
+    _ body: (UpperEchoProcess, UInt16) throws -> Void
+) throws {
+    let server = try UpperEchoProcess(["--port", "0"] + arguments, descriptorLimit: descriptorLimit)
+    defer { server.stop() }
+    guard let port = server.waitForPort() else {
+        throw SpawnError(description: "no listening line; stderr: \(server.errors.text)")
+    }
+    try body(server, port)
+    if !server.process.isRunning {
+        throw SpawnError(description: "upper-echo died during the test; stderr: \(server.errors.text)")
+    }
+}
+
+/// Why `upper-echo` could not be started or did not behave.
+struct SpawnError: Error, CustomStringConvertible {
+    var description: String
+}
