@@ -24,6 +24,8 @@ package enum Syscall: String, Sendable, Hashable, CaseIterable {
     case writev
     case shutdown
     case eventfd
+    case timerfdCreate = "timerfd_create"
+    case timerfdSettime = "timerfd_settime"
     case poll
     case select
     case signalfd

@@ -1,0 +1,203 @@
+/// The state of one client connection, kept by value in an array indexed by
+/// connection number (never a dictionary, never a class per connection), so
+/// that the hot path touches one contiguous record.
+///
+/// Messages are numbered from 0 on each connection. Three counters follow
+/// them through their life, always `recvSeq <= sendSeq <= issued`:
+///
+/// - `issued`: messages allowed onto the wire (closed loop: while fewer than
+///   `pipeline` are in flight; open loop: also once their scheduled time has
+///   come). Issuing stamps the message's latency origin.
+/// - `sendSeq` / `sendPos`: the first message not yet fully written, and how
+///   much of it was.
+/// - `recvSeq` / `recvPos`: the message whose reply is arriving, and how much
+///   of it has.
+///
+/// An echo returns bytes in order, so the reply to message `k` is exactly the
+/// upper-cased bytes of message `k`: no framing is needed to check it.
+struct ClientConnection {
+    /// Where the connection is in its life.
+    enum State: UInt8 {
+        /// Queued to connect, or waiting to retry.
+        case waiting
+        /// A non-blocking connect is in progress.
+        case connecting
+        /// Connected; sending and receiving.
+        case established
+        /// Closed for good: finished, failed, or given up.
+        case closed
+    }
+
+    var state = State.waiting
+    var fd: CInt = -1
+    /// Bumped for every socket, and carried in the epoll token, so that an
+    /// event for an earlier socket of this connection is recognised as stale.
+    var generation: UInt32 = 0
+    var connectAttempts = 0
+    /// Index of the source address the current socket is bound to.
+    var source = 0
+    /// The connect time-out, or when to retry.
+    var deadline: Int64 = 0
+    var wasEstablished = false
+    /// Whether EPOLLOUT is on (only while unsent bytes wait for room).
+    var writeInterest = false
+
+    var issued: UInt64 = 0
+    var sendSeq: UInt64 = 0
+    var sendPos = 0
+    /// Pattern offset of message `sendSeq`.
+    var sendOffset: Int
+    var recvSeq: UInt64 = 0
+    var recvPos = 0
+    /// Pattern offset of message `recvSeq`.
+    var recvOffset: Int
+    /// Open loop: messages whose scheduled time has come.
+    var scheduled: UInt64 = 0
+    /// Replies completed inside the measured window.
+    var counted: UInt64 = 0
+
+    /// Starts connection number `index` at its deterministic pattern offset.
+    init(index: Int, payload: Payload) {
+        sendOffset = payload.startOffset(connection: index)
+        recvOffset = sendOffset
+    }
+
+    /// Messages issued whose reply has not fully arrived.
+    var inFlight: Int { Int(issued &- recvSeq) }
+
+    /// Whether issued bytes still wait to be written.
+    var hasUnsent: Bool { sendSeq < issued }
+
+    /// What a chunk of received bytes turned out to be.
+    enum Received {
+        /// Every byte matched; `completed` replies are now whole.
+        case matched(completed: Int)
+        /// A byte differed from the upper-cased message in the run of bytes
+        /// starting at `chunkOffset`, which belongs to message `recvSeq` from
+        /// `recvPos` on (both left as they were before the run).
+        case mismatch(chunkOffset: Int)
+        /// More bytes came back than were sent.
+        case excess
+    }
+
+    /// Checks `bytes`, just read, against the expected replies, across
+    /// message boundaries, and records the latency of each reply it
+    /// completes.
+    ///
+    /// - Parameters:
+    ///   - origins: this connection's ring of `pipeline` latency origins,
+    ///     indexed by message number modulo `pipeline`.
+    ///   - now: when the bytes arrived (monotonic ns).
+    @inline(__always)
+    mutating func receive(
+        _ bytes: UnsafeRawBufferPointer,
+        payload: Payload,
+        origins: UnsafeMutablePointer<Int64>,
+        pipeline: Int,
+        now: Int64,
+        measurement: inout Measurement
+    ) -> Received {
+        let size = payload.size
+        let outstanding = Int(sendSeq &- recvSeq) * size + sendPos - recvPos
+        guard bytes.count <= outstanding else { return .excess }
+        var cursor = bytes.baseAddress!
+        var remaining = bytes.count
+        var completed = 0
+        while remaining > 0 {
+            let count = min(size - recvPos, remaining)
+            guard payload.matches(cursor, expectedAt: recvOffset + recvPos, count: count) else {
+                return .mismatch(chunkOffset: bytes.count - remaining)
+            }
+            cursor += count
+            remaining -= count
+            recvPos += count
+            if recvPos == size {
+                let origin = origins[Int(recvSeq % UInt64(pipeline))]
+                if measurement.complete(latency: now - origin, at: now) { counted += 1 }
+                recvSeq += 1
+                recvPos = 0
+                recvOffset = payload.offset(after: recvOffset, messages: 1)
+                completed += 1
+            }
+        }
+        return .matched(completed: completed)
+    }
+
+    /// Closed loop: issues messages until `pipeline` are in flight, each with
+    /// `now` as its latency origin. Returns how many it issued.
+    @inline(__always)
+    mutating func issueClosedLoop(pipeline: Int, now: Int64, origins: UnsafeMutablePointer<Int64>) -> Int {
+        var added = 0
+        while inFlight < pipeline {
+            origins[Int(issued % UInt64(pipeline))] = now
+            issued += 1
+            added += 1
+        }
+        return added
+    }
+
+    /// Open loop: issues the messages whose time has come, as long as fewer
+    /// than `pipeline` are in flight, each with its *scheduled* time as its
+    /// latency origin: a message that waited for a slot is charged the wait
+    /// (no coordinated omission). Returns how many it issued.
+    @inline(__always)
+    mutating func issueOpenLoop(
+        pipeline: Int,
+        schedule: OpenLoopSchedule,
+        connection: Int,
+        origins: UnsafeMutablePointer<Int64>
+    ) -> Int {
+        var added = 0
+        while inFlight < pipeline && issued < scheduled {
+            origins[Int(issued % UInt64(pipeline))] = schedule.time(message: issued, connection: connection)
+            issued += 1
+            added += 1
+        }
+        return added
+    }
+
+    /// The next bytes to write: the unwritten rest of message `sendSeq` and
+    /// the issued messages after it that lie next to it in the pattern, as an
+    /// offset into the pattern and a byte count; `nil` when all is written.
+    @inline(__always)
+    func unsentRun(payload: Payload) -> (offset: Int, count: Int)? {
+        guard sendSeq < issued else { return nil }
+        let messages = min(Int(issued - sendSeq), payload.contiguousMessages(from: sendOffset))
+        return (sendOffset + sendPos, messages * payload.size - sendPos)
+    }
+
+    /// Advances the send cursor past `count` written bytes.
+    @inline(__always)
+    mutating func didSend(_ count: Int, payload: Payload) {
+        let total = sendPos + count
+        let messages = total / payload.size
+        sendPos = total % payload.size
+        if messages > 0 {
+            sendSeq += UInt64(messages)
+            sendOffset = payload.offset(after: sendOffset, messages: messages)
+        }
+    }
+}
+
+/// When each open-loop message is due: the `--rate` messages per second are
+/// spread evenly over time and dealt to the connections in turn, so message
+/// `k` of connection `c` is global message `g = k * connections + c`, due at
+/// `start + g / rate`. Each connection thus sends every `connections / rate`
+/// seconds, the connections staggered evenly inside that interval.
+struct OpenLoopSchedule {
+    let start: Int64
+    let nanosecondsPerMessage: Double
+    let connections: Int
+
+    /// When global message `global` is due (monotonic ns).
+    @inline(__always)
+    func time(global: UInt64) -> Int64 {
+        start + Int64(Double(global) * nanosecondsPerMessage)
+    }
+
+    /// When message `message` of connection `connection` is due.
+    @inline(__always)
+    func time(message: UInt64, connection: Int) -> Int64 {
+        time(global: message * UInt64(connections) + UInt64(connection))
+    }
+}

@@ -1,0 +1,116 @@
+import Syscalls
+
+extension LoadLoop {
+    /// The timer phase of each turn: phase changes, open-loop sends, connect
+    /// time-outs and the once-a-second progress line.
+    mutating func runTimers() {
+        switch phase {
+        case .connecting:
+            sweepConnects()
+        case .running:
+            releaseScheduled()
+            if now >= measurement.windowEnd {
+                // The last, partial second gets its progress line too.
+                if nextProgress - now < Self.progressInterval * 9 / 10 { printProgress() }
+                // Stop sending; wait a little for the replies in flight.
+                phase = .draining
+                drainEnd = now + Self.drainTime
+                nextProgress = .max
+            }
+        case .draining, .done:
+            break
+        }
+        if phase == .draining && (inFlightTotal == 0 || now >= drainEnd) { phase = .done }
+        if phase == .running && alive == 0 { phase = .done }
+        if now >= nextProgress && phase != .done { printProgress() }
+    }
+
+    /// Every connection is established or given up: start the clock (warm-up,
+    /// then the measured window) and the first messages.
+    mutating func beginRunning() {
+        phase = .running
+        started = now
+        nextProgress = now + Self.progressInterval
+        measurement.windowStart = now + plan.warmupNanoseconds
+        measurement.windowEnd = measurement.windowStart + plan.durationNanoseconds
+        measurement.startInterval(at: now)
+        guard alive > 0 else {
+            phase = .done
+            return
+        }
+        if let rate = plan.rate {
+            schedule = OpenLoopSchedule(start: now, nanosecondsPerMessage: 1e9 / rate, connections: plan.connections)
+            releaseScheduled()
+        } else {
+            for index in connections.indices where connections[index].state == .established {
+                issue(index)
+            }
+        }
+    }
+
+    /// Open loop: hands each message whose time has come to its connection.
+    /// A connection that is closed lets its share of the rate go unsent.
+    private mutating func releaseScheduled() {
+        guard let schedule else { return }
+        let count = UInt64(plan.connections)
+        while true {
+            let due = schedule.time(global: nextGlobal)
+            guard due <= now && due < measurement.windowEnd else { return }
+            let index = Int(nextGlobal % count)
+            nextGlobal += 1
+            if connections[index].state == .established {
+                connections[index].scheduled += 1
+                issue(index)
+            }
+        }
+    }
+
+    private mutating func printProgress() {
+        let line: String
+        if phase == .connecting {
+            let seconds = Int((Double(now - started) / 1e9).rounded())
+            line =
+                "[connect \(seconds)s] \(connector.established)/\(plan.connections) established, "
+                + "\(connector.inFlight) connecting, \(connector.waiting) waiting, "
+                + "\(measurement.errors.connectRetries) retries, \(connector.failed) failed\n"
+        } else {
+            line = measurement.progressLine(at: now, since: started)
+        }
+        system_write_stderr(line)
+        nextProgress = max(nextProgress + Self.progressInterval, now + Self.progressInterval / 2)
+    }
+
+    /// Closes everything and sums up the run.
+    mutating func finish() -> LoadResult {
+        for index in connections.indices where connections[index].fd >= 0 {
+            _ = system_close(connections[index].fd)
+            connections[index].fd = -1
+        }
+        if timerFD >= 0 { _ = system_close(timerFD) }
+        timerFD = -1
+        epoll.close()
+        var seconds = 0.0
+        if measurement.windowStart != .max {
+            let end = min(measurement.windowEnd, now)
+            seconds = Double(max(0, end - measurement.windowStart)) / 1e9
+        }
+        var least: UInt64 = 0
+        var most: UInt64 = 0
+        var first = true
+        for connection in connections where connection.wasEstablished {
+            least = first ? connection.counted : min(least, connection.counted)
+            most = max(most, connection.counted)
+            first = false
+        }
+        return LoadResult(
+            plan: plan,
+            messages: measurement.messages,
+            seconds: seconds,
+            histogram: measurement.histogram,
+            leastPerConnection: least,
+            mostPerConnection: most,
+            established: connector.established,
+            errors: measurement.errors
+        )
+    }
+}

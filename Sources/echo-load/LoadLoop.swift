@@ -1,0 +1,257 @@
+import LinuxEpoll
+import Syscalls
+import SystemPackage
+
+/// The load generator: one thread, one epoll, every connection.
+///
+/// A run has four phases: connect (in bounded batches, with retries), run
+/// (warm-up, then the measured window), drain (no new messages; wait up to
+/// `drainTime` for the replies in flight), done. Each turn of the loop reads
+/// in order: compute the timeout, wait, dispatch I/O, run timers (phase
+/// changes, progress, connect time-outs, open-loop sends), start connects.
+///
+/// The hot path allocates nothing: one read buffer, one event buffer,
+/// connection state by value in an array indexed by connection number, and
+/// the epoll token `generation << 32 | connection` instead of a lookup.
+///
+/// Sockets are level-triggered: a read stops at a short read or EAGAIN (the
+/// kernel reports again whatever arrives later), and EPOLLOUT is on only
+/// while a send left bytes unwritten.
+struct LoadLoop {
+    enum Phase { case connecting, running, draining, done }
+
+    static let readBufferSize = 64 * 1024
+    static let drainTime: Int64 = 2_000_000_000
+    static let progressInterval: Int64 = 1_000_000_000
+    /// The token of the open-loop timer; connection tokens never reach it.
+    static let timerToken = UInt64.max
+
+    let plan: LoadPlan
+    let payload: Payload
+    let epoll: Epoll
+    let events = Epoll.EventBuffer(capacity: 1024)
+    let storage: LoopStorage
+    /// This many latency origins per connection, `storage.origins`.
+    let pipeline: Int
+    var connections: [ClientConnection]
+    var measurement = Measurement()
+    var phase = Phase.connecting
+    var now: Int64 = 0
+    /// Replies expected across all connections.
+    var inFlightTotal = 0
+    /// Connections established and not closed.
+    var alive = 0
+    var started: Int64 = 0
+    var nextProgress: Int64 = 0
+    var drainEnd: Int64 = 0
+    var connector: ConnectQueue
+    var schedule: OpenLoopSchedule?
+    /// The next open-loop message not yet released, numbered globally.
+    var nextGlobal: UInt64 = 0
+    var timerFD: CInt = -1
+    var timerArmedAt: Int64 = 0
+    /// Error messages already written to standard error, so each is shown once.
+    var reported: Set<String> = []
+
+    init(plan: LoadPlan, payload: Payload) throws(LoadError) {
+        self.plan = plan
+        self.payload = payload
+        pipeline = plan.pipeline
+        do { epoll = try Epoll() } catch { throw .setup("epoll: \(error)") }
+        storage = LoopStorage(readBufferSize: Self.readBufferSize, origins: plan.connections * plan.pipeline)
+        connections = (0..<plan.connections).map { ClientConnection(index: $0, payload: payload) }
+        connector = ConnectQueue(connections: plan.connections, target: plan.target)
+        if plan.rate != nil {
+            switch system_timerfd_create_monotonic() {
+            case .success(let fd): timerFD = fd
+            case .failure(let errno): throw .setup("timerfd_create: \(errno)")
+            }
+            do { try epoll.register(timerFD, events: .in, userData: Self.timerToken) } catch {
+                throw .setup("epoll: \(error)")
+            }
+        }
+    }
+
+    /// Runs the whole test and returns what it measured. Every run stops by
+    /// itself: connect time-outs bound the connect phase, the clock the rest.
+    mutating func run() -> LoadResult {
+        now = monotonicNanoseconds()
+        started = now
+        nextProgress = now + Self.progressInterval
+        startConnects()
+        while phase != .done {
+            // Wait until the next deadline or I/O.
+            let timeout = nextTimeout()
+            do { try epoll.poll(into: events, timeout: .nanoseconds(timeout)) } catch {
+                report("epoll_wait: \(error)")
+                break
+            }
+            now = monotonicNanoseconds()
+            // Dispatch I/O.
+            for index in 0..<events.count {
+                dispatch(token: events.userData(at: index), events: events.events(at: index))
+            }
+            now = monotonicNanoseconds()
+            // Timers: phase changes, progress, connect time-outs, open-loop sends.
+            runTimers()
+            // Deferred work: new sockets only here, never in the middle of a batch of events.
+            startConnects()
+        }
+        return finish()
+    }
+
+    /// Nanoseconds until the next deadline; arms the open-loop timer, which
+    /// wakes the loop more precisely than epoll's whole milliseconds.
+    private mutating func nextTimeout() -> Int64 {
+        var deadline = nextProgress
+        switch phase {
+        case .connecting: deadline = min(deadline, connector.nextSweep)
+        case .running:
+            deadline = min(deadline, measurement.windowEnd)
+            if let schedule { armTimer(at: schedule.time(global: nextGlobal)) }
+        case .draining: deadline = min(deadline, drainEnd)
+        case .done: deadline = now
+        }
+        return max(0, deadline - now)
+    }
+
+    private mutating func armTimer(at deadline: Int64) {
+        guard deadline != timerArmedAt else { return }
+        timerArmedAt = deadline
+        _ = system_timerfd_settime_absolute(timerFD, deadlineNanoseconds: deadline)
+    }
+
+    private mutating func dispatch(token: UInt64, events: Epoll.Events) {
+        if token == Self.timerToken {
+            var expirations: UInt64 = 0
+            _ = withUnsafeMutableBytes(of: &expirations) { system_read(timerFD, $0) }
+            timerArmedAt = 0
+            return
+        }
+        let index = Int(token & 0xFFFF_FFFF)
+        guard connections[index].generation == UInt32(token >> 32) else { return }
+        switch connections[index].state {
+        case .connecting:
+            finishConnect(index)
+        case .established:
+            if !events.isDisjoint(with: [.in, .err, .hup, .rdhup]) { readable(index) }
+            if events.contains(.out) && connections[index].state == .established { flush(index) }
+        case .waiting, .closed:
+            return
+        }
+    }
+
+    /// Reads until a short read or EAGAIN, checking every byte.
+    private mutating func readable(_ index: Int) {
+        let fd = connections[index].fd
+        let buffer = storage.readBuffer
+        let origins = storage.origins + index * pipeline
+        while true {
+            switch system_recv(fd, buffer) {
+            case .success(0):
+                endOfFile(index)
+                return
+            case .success(let count):
+                now = monotonicNanoseconds()
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+                switch connections[index].receive(
+                    bytes, payload: payload, origins: origins, pipeline: pipeline, now: now,
+                    measurement: &measurement)
+                {
+                case .matched(let completed):
+                    inFlightTotal -= completed
+                case .mismatch(let offset):
+                    describeMismatch(index, bytes[offset...])
+                    measurement.errors.mismatches += 1
+                    close(index)
+                    return
+                case .excess:
+                    report("connection \(index): the server sent more bytes than it was sent")
+                    measurement.errors.mismatches += 1
+                    close(index)
+                    return
+                }
+                if phase == .running { issue(index) }
+                if connections[index].state != .established || count < buffer.count { return }
+            case .failure(let errno) where errno == .resourceTemporarilyUnavailable:
+                return
+            case .failure(let errno):
+                failed(index, errno)
+                return
+            }
+        }
+    }
+
+    /// Issues what the loop allows on connection `index`, then writes it.
+    mutating func issue(_ index: Int) {
+        let origins = storage.origins + index * pipeline
+        if let schedule {
+            inFlightTotal += connections[index].issueOpenLoop(
+                pipeline: pipeline, schedule: schedule, connection: index, origins: origins)
+        } else {
+            inFlightTotal += connections[index].issueClosedLoop(pipeline: pipeline, now: now, origins: origins)
+        }
+        if !connections[index].writeInterest && connections[index].hasUnsent { flush(index) }
+    }
+
+    /// Writes issued bytes until all are written or the socket is full; only
+    /// then is EPOLLOUT turned on.
+    private mutating func flush(_ index: Int) {
+        let fd = connections[index].fd
+        while let run = connections[index].unsentRun(payload: payload) {
+            switch system_send(fd, UnsafeRawBufferPointer(start: payload.pattern + run.offset, count: run.count)) {
+            case .success(let written):
+                connections[index].didSend(written, payload: payload)
+                if written < run.count {
+                    setWriteInterest(index, true)
+                    return
+                }
+            case .failure(let errno) where errno == .resourceTemporarilyUnavailable:
+                setWriteInterest(index, true)
+                return
+            case .failure(let errno):
+                failed(index, errno)
+                return
+            }
+        }
+        setWriteInterest(index, false)
+    }
+
+    private mutating func setWriteInterest(_ index: Int, _ on: Bool) {
+        guard connections[index].writeInterest != on else { return }
+        connections[index].writeInterest = on
+        let events: Epoll.Events = on ? [.in, .out] : [.in]
+        do { try epoll.modify(connections[index].fd, events: events, userData: token(index)) } catch {
+            report("epoll_ctl: \(error)")
+            measurement.errors.resets += 1
+            close(index)
+        }
+    }
+
+    /// Closes connection `index` for good.
+    mutating func close(_ index: Int) {
+        if connections[index].state == .established {
+            alive -= 1
+            inFlightTotal -= connections[index].inFlight
+        }
+        if connections[index].fd >= 0 { _ = system_close(connections[index].fd) }
+        connections[index].fd = -1
+        connections[index].state = .closed
+    }
+
+    /// The epoll token of connection `index`'s current socket.
+    func token(_ index: Int) -> UInt64 {
+        UInt64(connections[index].generation) << 32 | UInt64(index)
+    }
+}
+
+/// Why a run could not start.
+enum LoadError: Error, CustomStringConvertible {
+    case setup(String)
+
+    var description: String {
+        switch self {
+        case .setup(let message): message
+        }
+    }
+}

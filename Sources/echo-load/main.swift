@@ -1,1 +1,0 @@
-print("echo-load: not yet")
