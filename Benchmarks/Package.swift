@@ -11,6 +11,8 @@ let package = Package(
         .package(path: ".."),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // FileDescriptor, for the suites that hand descriptors to Reactor.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .executableTarget(
@@ -27,3 +29,30 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// package-benchmark suites: `swift package benchmark` finds them by their
+// sources under Benchmarks/<Suite>/<Suite>.swift. The targets are named
+// <Suite>Benchmark so that no module shadows a type it measures
+// (`Uppercase`, `OutboundBuffer`).
+//
+// `.package(path: "..")` is identified by the name of the parent directory
+// (swift-epoll, or whatever a checkout or worktree is called).
+let parentPackage = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "swift-epoll")
+
+let suites: [(name: String, products: [String])] = [
+    ("Uppercase", ["UpperEcho"]),
+    ("EpollPoll", ["LinuxEpoll"]),
+    ("OutboundBuffer", ["Reactor"]),
+    ("EchoRoundTrip", ["LinuxEpoll", "Reactor", "Selectors", "UpperEcho"]),
+]
+
+package.targets += suites.map { suite in
+    .executableTarget(
+        name: "\(suite.name)Benchmark",
+        dependencies: [.product(name: "Benchmark", package: "benchmark")]
+            + suite.products.map { .product(name: $0, package: parentPackage) }
+            + [.product(name: "SystemPackage", package: "swift-system")],
+        path: "Benchmarks/\(suite.name)",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+}

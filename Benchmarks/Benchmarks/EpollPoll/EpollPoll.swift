@@ -1,0 +1,85 @@
+// `Epoll.poll(into:timeout: .zero)` with N registered eventfds, one of them
+// ready: what one wait costs as the interest set grows (epoll's promise is
+// that it does not), and that the caller-owned `EventBuffer` path allocates
+// nothing. Each iteration is 1,000 polls; the figures are per poll.
+import Benchmark
+import LinuxEpoll
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An epoll instance watching `count` eventfds for input, one of them
+/// signalled (and never read, so level-triggered epoll reports it on every
+/// wait).
+final class PollFixture: @unchecked Sendable {
+    // @unchecked: each benchmark runs on one thread at a time.
+    let epoll: Epoll
+    let eventFDs: [EventFD]
+    let events = Epoll.EventBuffer(capacity: 64)
+
+    init(count: Int) throws {
+        try raiseDescriptorLimit(to: count + 64)
+        epoll = try Epoll()
+        eventFDs = try (0..<count).map { _ in try EventFD() }
+        for eventFD in eventFDs { try epoll.register(eventFD.fileDescriptor, events: .in) }
+        eventFDs[count / 2].signal()
+    }
+
+    func close() {
+        epoll.close()
+        for eventFD in eventFDs { eventFD.close() }
+    }
+}
+
+final class FixtureSlot: @unchecked Sendable {
+    var fixture: PollFixture?
+}
+
+struct DescriptorLimitError: Error {
+    let wanted: Int
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to at least `wanted`, up to the hard limit.
+func raiseDescriptorLimit(to wanted: Int) throws {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw DescriptorLimitError(wanted: wanted) }
+    if limit.rlim_cur >= rlim_t(wanted) { return }
+    guard limit.rlim_max >= rlim_t(wanted) else { throw DescriptorLimitError(wanted: wanted) }
+    limit.rlim_cur = rlim_t(wanted)
+    guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw DescriptorLimitError(wanted: wanted) }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    // No cpuTotal: it comes from /proc in 10 ms ticks, and reading it
+    // allocates inside the window the malloc counters measure.
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal],
+        timeUnits: .nanoseconds,
+        warmupIterations: 5,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(1),
+        maxIterations: 2_000
+    )
+
+    for count in [10, 1_000, 10_000] {
+        let current = FixtureSlot()
+        Benchmark("poll(into:timeout: .zero), \(count) registered, 1 ready") { (benchmark: Benchmark, fixture: PollFixture) in
+            var ready = 0
+            for _ in benchmark.scaledIterations {
+                ready &+= try! fixture.epoll.poll(into: fixture.events, timeout: .zero)
+            }
+            if ready != benchmark.scaledIterations.count {
+                benchmark.error("expected 1 ready event per poll, got \(ready) in \(benchmark.scaledIterations.count)")
+            }
+        } setup: {
+            let fixture = try PollFixture(count: count)
+            current.fixture = fixture
+            return fixture
+        } teardown: {
+            // The runner keeps the setup state; release the descriptors now.
+            current.fixture?.close()
+            current.fixture = nil
+        }
+    }
+}
