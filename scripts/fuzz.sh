@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in Fuzz/ (with AddressSanitizer) and runs each
+# for SECONDS (default 60) from its committed corpus in Fuzz/Corpus/. A crash
+# leaves its input in Fuzz/crashes/ and fails the script; turn each into a
+# regression test named after what broke.
+#
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export PATH="/opt/swift/usr/bin:$PATH"
+seconds="${1:-60}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzSelector FuzzOutboundBuffer FuzzReadPath)
+
+cd "$root/Fuzz"
+swift build -c debug --sanitize fuzzer --sanitize address 2>&1 | grep -E "error|warning: unre|Compiling Fuzz|Build" || true
+bin="$(swift build -c debug --sanitize fuzzer --sanitize address --show-bin-path)"
+mkdir -p crashes
+status=0
+for target in "${targets[@]}"; do
+    corpus="Corpus/$target"
+    mkdir -p "$corpus"
+    work="$(mktemp -d)"
+    cp "$corpus"/* "$work"/ 2>/dev/null || true
+    echo "== $target for ${seconds}s (corpus: $(ls "$corpus" | wc -l) inputs)"
+    if ! "$bin/$target" "$work" -max_total_time="$seconds" -rss_limit_mb=4096 -artifact_prefix="crashes/$target-" \
+        -print_final_stats=1 2>"$work.log"; then
+        status=1
+        tail -30 "$work.log"
+    fi
+    grep -E "^stat::number_of_executed_units|^stat::new_units_added|#[0-9]+ *DONE" "$work.log" | tr '\n' ' '
+    echo
+    rm -rf "$work" "$work.log"
+done
+exit $status
