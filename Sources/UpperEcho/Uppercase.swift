@@ -3,40 +3,27 @@
 /// left as it is. It is not Unicode-aware, on purpose: the service is
 /// defined on bytes.
 public enum Uppercase {
-    /// Upper-cases `bytes` in place, eight bytes at a time.
+    /// Upper-cases `bytes` in place.
     ///
-    /// For each byte of a 64-bit word at once (SWAR): clear the top bit, add
-    /// offsets so that bytes at or above `a`, and bytes above `z`, get their
-    /// top bit set; a lower-case byte is one above `a`, not above `z`, and not
-    /// above 0x7F. Its 0x80 marker, shifted right by two, is 0x20: the bit
-    /// that separates `a` from `A`.
+    /// The loop has no branch per byte (see `apply(_:)` for one byte), so the
+    /// compiler vectorizes it to 16 bytes and more per step. Measured with the
+    /// Uppercase benchmark (BENCHMARKS.md), it beats a branching byte loop
+    /// about twentyfold, and both a 64-bit SWAR version and an explicit
+    /// `SIMD16<UInt8>` version by about 1.4x.
     @inlinable
     public static func apply(_ bytes: UnsafeMutableRawBufferPointer) {
-        guard var pointer = bytes.baseAddress else { return }
-        var remaining = bytes.count
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        while remaining >= 8 {
-            let word = pointer.loadUnaligned(as: UInt64.self)
-            let low7 = word & (ones &* 0x7F)
-            let atLeastA = low7 &+ ones &* (0x80 - 0x61)
-            let aboveZ = low7 &+ ones &* (0x80 - 0x7B)
-            let lower = atLeastA & ~aboveZ & ~word & (ones &* 0x80)
-            pointer.storeBytes(of: word ^ (lower >> 2), as: UInt64.self)
-            pointer += 8
-            remaining -= 8
-        }
-        while remaining > 0 {
-            let byte = pointer.load(as: UInt8.self)
-            if byte >= 0x61 && byte <= 0x7A { pointer.storeBytes(of: byte - 0x20, as: UInt8.self) }
-            pointer += 1
-            remaining -= 1
+        let bytes = bytes.bindMemory(to: UInt8.self)
+        for index in bytes.indices {
+            bytes[index] = apply(bytes[index])
         }
     }
 
-    /// Upper-cases one byte: the reference the fast path is tested against.
+    /// Upper-cases one byte. Subtracting `a` maps `a`-`z` to 0-25 and every
+    /// other byte, by wrapping around, to 26 or more; so one comparison
+    /// decides, and the compiler turns it into a select, not a branch.
     @inlinable
     public static func apply(_ byte: UInt8) -> UInt8 {
-        byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte
+        byte &- 0x61 < 26 ? byte &- 0x20 : byte
     }
 
     /// Returns an upper-cased copy of `bytes`.
