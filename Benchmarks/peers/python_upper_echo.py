@@ -40,6 +40,7 @@ while True:
                 except BlockingIOError:
                     break
                 client.setblocking(False)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as every peer here
                 sockets[client.fileno()] = client
                 epoll.register(client.fileno(), select.EPOLLIN)
             continue

@@ -35,6 +35,11 @@ public final class TCPListener: EventSource {
         public var initialBackoff: Duration = .milliseconds(10)
         /// The longest pause after running out of descriptors.
         public var maximumBackoff: Duration = .seconds(1)
+        /// `TCP_NODELAY` on each accepted connection: send small replies at
+        /// once instead of holding them while an earlier one is unacknowledged
+        /// (Nagle's algorithm), which with a peer's delayed ACK can stall a
+        /// request-reply exchange for tens of milliseconds.
+        public var noDelay = true
 
         /// The defaults: backlog 511, no `SO_REUSEPORT`, 64 accepts per wake-up.
         public init() {}
@@ -104,6 +109,7 @@ public final class TCPListener: EventSource {
             case .success(.processed(let client)):
                 acceptedCount += 1
                 backoff = options.initialBackoff
+                if options.noDelay { _ = system_setsockopt(client, CInt(IPPROTO_TCP), TCP_NODELAY, 1) }
                 onAccept(FileDescriptor(rawValue: client))
             case .success(.wouldBlock):
                 return

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,7 @@ int main(int argc, char **argv) {
                 for (int k = 0; k < 64; k++) {
                     int client = accept4(server, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                     if (client < 0) break;
+                    setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct epoll_event cev = {.events = EPOLLIN, .data.fd = client};
                     epoll_ctl(epfd, EPOLL_CTL_ADD, client, &cev);
                 }

@@ -41,6 +41,7 @@ let bootstrap = ServerBootstrap(group: group)
             try channel.pipeline.syncOperations.addHandler(UpperEchoHandler())
         }
     }
+    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
     .childChannelOption(.maxMessagesPerRead, value: 4)
 let channel = try bootstrap.bind(host: "127.0.0.1", port: port).wait()
 print("listening on 127.0.0.1:\(channel.localAddress?.port ?? port) (swiftnio)")
