@@ -189,6 +189,16 @@ package func system_signal_ignore(_ signo: CInt) -> Result<Void, Errno> {
     valueOrErrno(.sigaction) { cepoll_signal_ignore(signo) }.map { _ in () }
 }
 
+/// Sends `signo` to the process `pid`. The corresponding C function is `kill`.
+package func system_kill(_ pid: pid_t, _ signo: CInt) -> Result<Void, Errno> {
+    valueOrErrno(.kill) { kill(pid, signo) }.map { _ in () }
+}
+
+/// The calling process's id; it cannot fail. The corresponding C function is `getpid`.
+package func system_getpid() -> pid_t {
+    getpid()
+}
+
 // MARK: process
 
 /// Flushes the C standard output buffer, so that a line printed with `print`
@@ -230,4 +240,25 @@ package func system_unblock_signals(_ signals: [CInt]) -> Result<Void, Errno> {
     sigemptyset(&set)
     for signal in signals { sigaddset(&set, signal) }
     return system_sigprocmask(SIG_UNBLOCK, &set, nil)
+}
+
+/// The whole content of a small file such as `/proc/PID/stat`, or `nil`.
+/// The corresponding C functions are `open`, `read` and `close`.
+package func system_read_file(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+    guard case .success(let fd) = system_open(path, O_RDONLY | O_CLOEXEC) else { return nil }
+    defer { _ = system_close(fd) }
+    var content: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while content.count < limit {
+        guard case .success(let count) = chunk.withUnsafeMutableBytes({ system_read(fd, $0) }) else { return nil }
+        if count == 0 { break }
+        content += chunk[..<count]
+    }
+    return content
+}
+
+/// Clock ticks per second, the unit of CPU times in `/proc/PID/stat`.
+/// The corresponding C function is `sysconf(_SC_CLK_TCK)`.
+package func system_clock_ticks_per_second() -> Int {
+    Int(sysconf(CInt(_SC_CLK_TCK)))
 }

@@ -9,7 +9,9 @@ extension LoadLoop {
             sweepConnects()
         case .running:
             releaseScheduled()
+            if now >= measurement.windowStart { probe?.windowStarted(at: now) }
             if now >= measurement.windowEnd {
+                probe?.windowEnded(at: now)
                 // The last, partial second gets its progress line too.
                 if nextProgress - now < Self.progressInterval * 9 / 10 { printProgress() }
                 // Stop sending; wait a little for the replies in flight.
@@ -104,6 +106,7 @@ extension LoadLoop {
         }
         return LoadResult(
             plan: plan,
+            server: probe,
             messages: measurement.messages,
             seconds: seconds,
             histogram: measurement.histogram,

@@ -35,6 +35,8 @@ struct LoadLoop {
     let pipeline: Int
     var connections: [ClientConnection]
     var measurement = Measurement()
+    /// The server's CPU and memory over the window, with `--server-pid`.
+    var probe: ServerProbe?
     var phase = Phase.connecting
     var now: Int64 = 0
     /// Replies expected across all connections.
@@ -55,6 +57,7 @@ struct LoadLoop {
 
     init(plan: LoadPlan, payload: Payload) throws(LoadError) {
         self.plan = plan
+        probe = plan.serverPID.map { ServerProbe(pid: $0) }
         self.payload = payload
         pipeline = plan.pipeline
         do { epoll = try Epoll() } catch { throw .setup("epoll: \(error)") }

@@ -52,6 +52,9 @@ struct Options: ParsableCommand {
     @Option(help: "Seed of the payload's random bytes.")
     var seed: UInt64 = 1
 
+    @Option(help: "The server's process id: report its CPU time and memory over the measured window.")
+    var serverPID: Int32?
+
     /// Descriptors kept for everything but the connections: standard
     /// streams, epoll, the timer, and a margin.
     static let reservedDescriptors = 16
@@ -66,6 +69,9 @@ struct Options: ParsableCommand {
         guard warmup >= 0 && warmup <= 1e6 else { throw ValidationError("--warmup must be in [0, 1e6] seconds") }
         guard (1...(64 << 20)).contains(size) else { throw ValidationError("--size must be in 1...67108864 bytes") }
         guard (1...65536).contains(pipeline) else { throw ValidationError("--pipeline must be in 1...65536") }
+        if let serverPID, system_read_file("/proc/\(serverPID)/stat") == nil {
+            throw ValidationError("--server-pid \(serverPID): no such process")
+        }
         if let rate, !(rate > 0 && rate <= 1e9) { throw ValidationError("--rate must be in (0, 1e9] messages/s") }
         guard connectTimeout > 0 && connectTimeout <= 3600 else {
             throw ValidationError("--connect-timeout must be in (0, 3600] seconds")
@@ -92,7 +98,8 @@ struct Options: ParsableCommand {
             warmupSeconds: warmup,
             durationSeconds: duration,
             connectTimeoutSeconds: connectTimeout,
-            seed: seed
+            seed: seed,
+            serverPID: serverPID
         )
         let payload = Payload(size: size, seed: seed)
         var loop: LoadLoop
@@ -125,6 +132,7 @@ struct LoadPlan {
     let durationSeconds: Double
     let connectTimeoutSeconds: Double
     let seed: UInt64
+    let serverPID: Int32?
 
     var warmupNanoseconds: Int64 { Int64(warmupSeconds * 1e9) }
     var durationNanoseconds: Int64 { Int64(durationSeconds * 1e9) }

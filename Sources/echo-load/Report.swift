@@ -3,6 +3,8 @@ import Histogram
 /// What one run measured.
 struct LoadResult {
     let plan: LoadPlan
+    /// The server's CPU and memory over the window, with `--server-pid`.
+    let server: ServerProbe?
     /// Replies completed inside the measured window.
     let messages: Int
     /// The length of the measured window, in seconds (shorter than planned
@@ -22,6 +24,19 @@ struct LoadResult {
     /// Payload bytes echoed per second, in MB (10^6 bytes): each message's
     /// bytes counted once, though they cross the loopback twice (out and back).
     var megabytesPerSecond: Double { messagesPerSecond * Double(plan.size) / 1e6 }
+
+    /// Replies per second of server CPU time: the server's efficiency,
+    /// whichever side was the bottleneck.
+    var messagesPerServerCPUSecond: Double? {
+        guard let cpu = server?.cpuSeconds, cpu > 0 else { return nil }
+        return Double(messages) / cpu
+    }
+
+    /// The server's CPU use over the window, in percent of one core.
+    var serverCPUPercent: Double? {
+        guard let cpu = server?.cpuSeconds, let wall = server?.wallSeconds, wall > 0 else { return nil }
+        return cpu / wall * 100
+    }
 }
 
 /// The final report: a few lines of text, or one JSON object.
@@ -49,7 +64,7 @@ enum Report {
             (\(result.established) of \(plan.connections) connections established)
               errors          \(errors.total) (mismatches \(errors.mismatches), resets \(errors.resets), \
             unexpected EOFs \(errors.unexpectedEOFs), failed connects \(errors.failedConnects)); \
-            connect retries \(errors.connectRetries)
+            connect retries \(errors.connectRetries)\(serverLine(result))
             """
     }
 
@@ -86,8 +101,22 @@ enum Report {
             ("connect_retries", "\(errors.connectRetries)"),
             ("warmup_s", fixed(plan.warmupSeconds, 3)),
             ("seed", "\(plan.seed)"),
+            ("server_cpu_s", result.server?.cpuSeconds.map { fixed($0, 3) } ?? "null"),
+            ("server_cpu_percent", result.serverCPUPercent.map { fixed($0, 1) } ?? "null"),
+            ("msgs_per_server_cpu_s", result.messagesPerServerCPUSecond.map { fixed($0, 1) } ?? "null"),
+            ("server_rss_kb", result.server?.rssKilobytes.map { "\($0)" } ?? "null"),
+            ("server_peak_rss_kb", result.server?.peakRSSKilobytes.map { "\($0)" } ?? "null"),
         ]
         return "{" + fields.map { "\(quoted($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    private static func serverLine(_ result: LoadResult) -> String {
+        guard let server = result.server, let cpu = server.cpuSeconds else { return "" }
+        let percent = result.serverCPUPercent.map { fixed($0, 1) } ?? "?"
+        let perCPU = result.messagesPerServerCPUSecond.map { fixed($0, 0) } ?? "?"
+        let rss = server.rssKilobytes.map { "\($0) kB" } ?? "?"
+        return
+            "\n  server          pid \(server.pid): \(fixed(cpu, 2)) s CPU (\(percent) %), \(perCPU) msgs per CPU-second, RSS \(rss)"
     }
 
     private static func percentile(_ result: LoadResult, _ percentile: Double) -> String {
