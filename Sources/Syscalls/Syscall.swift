@@ -36,4 +36,5 @@ package enum Syscall: String, Sendable, Hashable, CaseIterable {
     case dup2
     case getrlimit
     case setrlimit
+    case kill
 }
