@@ -28,6 +28,7 @@ struct pending {
     char *data;
     size_t start, length, capacity;
     int paused;
+    uint32_t interest;  // what epoll watches now: epoll_ctl only on a change
 };
 
 static struct pending *pendings;
@@ -43,7 +44,10 @@ static void upper(char *p, ssize_t n) {
 
 static void set_interest(int fd) {
     struct pending *q = &pendings[fd];
-    struct epoll_event ev = {.events = (q->paused ? 0 : EPOLLIN) | (q->length ? EPOLLOUT : 0), .data.fd = fd};
+    uint32_t interest = (q->paused ? 0 : EPOLLIN) | (q->length ? EPOLLOUT : 0);
+    if (interest == q->interest) return;
+    q->interest = interest;
+    struct epoll_event ev = {.events = interest, .data.fd = fd};
     epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
@@ -150,6 +154,7 @@ int main(int argc, char **argv) {
                     if (client < 0) break;
                     setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct epoll_event cev = {.events = EPOLLIN, .data.fd = client};
+                    pendings[client].interest = EPOLLIN;
                     epoll_ctl(epfd, EPOLL_CTL_ADD, client, &cev);
                 }
                 continue;
