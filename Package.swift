@@ -97,6 +97,13 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "upper-echo", "echo-load", "Syscalls", "CEpollShim",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .testTarget(
             name: "SyscallsTests",
             dependencies: ["Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
