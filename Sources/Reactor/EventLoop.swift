@@ -76,22 +76,30 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     }
 
     deinit {
+        // The handle's eventfd is not closed here: other threads may still
+        // hold the handle, and a descriptor closed under them could be reused
+        // by a socket their next `execute` would then write into. The handle
+        // closes it when the last of them lets go.
         selector.close()
-        handle.eventFD.close()
         readBuffer.deallocate()
     }
 
     /// How many sources are registered, the loop's own wake-up included.
     public var sourceCount: Int { sources.count - freeSlots.count }
 
-    /// Runs iterations until `stop()` (or `handle.stop()`).
+    /// Runs iterations until `stop()` (or `handle.stop()`). A `handle.stop()`
+    /// made before `run()` starts makes it return at once: it is consumed
+    /// when `run()` returns, not discarded when it starts, so a stop sent
+    /// just after the loop's thread was started is never lost.
     public func run() throws {
         running = true
-        handle.clearStop()
+        defer {
+            running = false
+            handle.clearStop()
+        }
         while running && !handle.isStopRequested {
             try runOnce()
         }
-        running = false
     }
 
     /// Runs one iteration: wait (at most `timeout`, `nil` for as long as the

@@ -32,10 +32,10 @@ public final class EventLoopHandle: Sendable {
         eventFD.signal()
     }
 
-    /// Whether `stop()` was called since the loop last started.
+    /// Whether `stop()` was called and not yet consumed by a `run()` that returned.
     var isStopRequested: Bool { stopRequested.load(ordering: .acquiring) }
 
-    /// Clears a stop request, when `run()` starts again.
+    /// Consumes a stop request, when `run()` returns.
     func clearStop() { stopRequested.store(false, ordering: .releasing) }
 
     /// Takes the queued work, leaving the queue empty.

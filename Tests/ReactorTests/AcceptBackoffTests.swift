@@ -1,0 +1,133 @@
+import SystemPackage
+import Syscalls
+import Testing
+import UpperEcho
+
+@testable import Reactor
+
+/// A bare listener and upper-casing echo, without `UpperEchoServer`, so that a
+/// test can see the listener's state. Driven by `runOnce` on the test's own
+/// task, so that a `SyscallMock` installed there applies to the loop.
+final class BareEcho: TCPConnectionHandler {
+    let loop: Loop
+    var listener: TCPListener!
+    var connections: [ObjectIdentifier: TCPConnection] = [:]
+    var echoed = 0
+
+    init(options: TCPListener.Options = TCPListener.Options()) throws {
+        loop = try makeLoop()
+        listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0, options: options) { [unowned self] fd in
+            if let connection = try? TCPConnection(loop: self.loop, fileDescriptor: fd, handler: self) {
+                self.connections[ObjectIdentifier(connection)] = connection
+            }
+        }
+    }
+
+    var port: UInt16 { listener.localAddress.port }
+
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeMutableRawBufferPointer) {
+        Uppercase.apply(bytes)
+        connection.write(UnsafeRawBufferPointer(bytes))
+        echoed += bytes.count
+    }
+
+    func connectionDidClose(_ connection: TCPConnection, reason: TCPConnection.CloseReason) {
+        connections[ObjectIdentifier(connection)] = nil
+        listener.resumeAccepting()
+    }
+
+    func close() {
+        for connection in connections.values { connection.abort() }
+        listener.close()
+    }
+}
+
+@Suite("TCPListener out of descriptors", .timeLimit(.minutes(1)))
+struct AcceptBackoffTests {
+    @Test("EMFILE on accept pauses accepting, and after the back-off the pending client is served")
+    func pausesThenResumesAfterBackoff() throws {
+        let echo = try BareEcho()
+        defer { echo.close() }
+        // The kernel completes the handshake from its backlog, before any accept.
+        let client = try TestClient(port: echo.port)
+        try client.send("pending")
+        let mock = SyscallMock()
+        mock.force(.tooManyOpenFiles, on: .accept4)
+        let start = now()
+        try mock.install {
+            try echo.loop.runOnce(timeout: .seconds(1))
+            #expect(mock.calls(.accept4) == 1)
+            #expect(echo.listener.isPaused)
+            #expect(echo.listener.pauseCount == 1)
+            #expect(echo.listener.acceptedCount == 0)
+            #expect(try drive(echo.loop) { echo.echoed == 7 }, "the pending client was never served")
+        }
+        #expect(now() - start >= .milliseconds(10), "accepting resumed before the 10 ms back-off")
+        #expect(!echo.listener.isPaused)
+        #expect(echo.listener.pauseCount == 1)
+        #expect(echo.listener.acceptedCount == 1)
+        #expect(client.receiveText("PENDING") == "PENDING")
+    }
+
+    /// While accept keeps failing, the listener is out of the loop's interest:
+    /// the loop sleeps between back-offs instead of waking for the pending
+    /// connection again and again.
+    @Test("while descriptors stay exhausted the loop does not spin, and resumeAccepting resumes at once")
+    func doesNotSpinWhilePaused() throws {
+        let echo = try BareEcho()
+        defer { echo.close() }
+        let client = try TestClient(port: echo.port)
+        try client.send("waiting")
+        let exhausted = SyscallMock()
+        exhausted.force(.tooManyOpenFiles, on: .accept4, times: 1_000)
+        var iterations = 0
+        try exhausted.install {
+            try echo.loop.runOnce(timeout: .seconds(1))
+            #expect(echo.listener.isPaused)
+            let start = now()
+            while now() - start < .milliseconds(100) {
+                try echo.loop.runOnce(timeout: .milliseconds(20))
+                iterations += 1
+            }
+        }
+        // Back-offs of 10, 20, 40 ms: a retry at about 10, 30 and 70 ms.
+        #expect(iterations <= 25, "the loop woke \(iterations) times in 100 ms")
+        #expect(exhausted.calls(.epollWait) <= 30)
+        #expect(exhausted.calls(.accept4) >= 2, "the listener never retried")
+        #expect(exhausted.calls(.accept4) <= 6)
+        #expect(echo.listener.pauseCount == exhausted.calls(.accept4))
+        #expect(echo.listener.acceptedCount == 0)
+        // A descriptor was freed: accept again without waiting out the back-off.
+        #expect(echo.listener.isPaused)
+        echo.listener.resumeAccepting()
+        #expect(!echo.listener.isPaused)
+        try echo.loop.runOnce(timeout: .zero)
+        #expect(echo.listener.acceptedCount == 1, "resumeAccepting did not make the listener accept at once")
+        #expect(try drive(echo.loop, timeout: .seconds(2)) { echo.echoed == 7 })
+        #expect(client.receiveText("WAITING") == "WAITING")
+    }
+
+    @Test("UpperEchoServer counts accept pauses in its stats")
+    func serverCountsPauses() throws {
+        let loop = try makeLoop()
+        var configuration = Configuration()
+        configuration.port = 0
+        let server = try UpperEchoServer(loop: loop, configuration: configuration)
+        defer {
+            // The grace timer closes what is left on the next iteration.
+            server.shutdown(grace: .zero)
+            try? loop.runOnce(timeout: .zero)
+        }
+        let client = try TestClient(port: server.localAddress.port)
+        try client.send("x")
+        let mock = SyscallMock()
+        mock.force(.tooManyOpenFiles, on: .accept4)
+        try mock.install {
+            try loop.runOnce(timeout: .seconds(1))
+            #expect(server.currentStats.acceptPauses == 1)
+            #expect(try drive(loop) { server.currentStats.bytesOut == 1 })
+        }
+        #expect(server.currentStats.accepted == 1)
+        #expect(client.receiveText("X") == "X")
+    }
+}

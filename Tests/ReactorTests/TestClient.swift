@@ -1,0 +1,205 @@
+import CEpollShim
+import Foundation
+import Synchronization
+import Syscalls
+import SystemPackage
+
+/// A plain blocking TCP client on 127.0.0.1. Every `recv` and `send` gives up
+/// after `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server fails a
+/// test instead of hanging it. One thread may send while another receives;
+/// `close` only once both are done.
+final class TestClient: @unchecked Sendable {
+    private(set) var fd: CInt
+
+    /// Connects to `127.0.0.1:port`. A small `receiveBuffer` (`SO_RCVBUF`, set
+    /// before connecting so that the window is small from the start) makes the
+    /// server's queue fill sooner.
+    init(port: UInt16, timeout: Duration = .seconds(5), receiveBuffer: CInt? = nil) throws {
+        let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
+        fd = try system_socket(AF_INET, type).mapError { StepError("socket", $0) }.get()
+        do {
+            try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { StepError("SO_RCVTIMEO", $0) }.get()
+            try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { StepError("SO_SNDTIMEO", $0) }.get()
+            if let receiveBuffer {
+                try system_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, receiveBuffer)
+                    .mapError { StepError("SO_RCVBUF", $0) }.get()
+            }
+            try Self.connect(fd, port: port)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Connects, riding out a signal: an interrupted `connect` goes on in the
+    /// background (the SIGUSR2 test raises one on the whole process).
+    private static func connect(_ fd: CInt, port: UInt16) throws {
+        let address = SocketAddress(host: "127.0.0.1", port: port)!
+        var result = system_connect(fd, address)
+        while case .failure(let errno) = result, errno == .interrupted || errno == .alreadyInProcess {
+            Thread.sleep(forTimeInterval: 0.001)
+            result = system_connect(fd, address)
+        }
+        if case .failure(.socketIsConnected) = result { return }
+        try result.mapError { StepError("connect", $0) }.get()
+    }
+
+    /// The client's own port, which the server sees as the peer's.
+    var localPort: UInt16 { (try? system_getsockname(fd).get().port) ?? 0 }
+
+    /// Sends all of `bytes`, however many `send` calls it takes.
+    func send(_ bytes: some Collection<UInt8>) throws {
+        let bytes = Array(bytes)
+        try bytes.withUnsafeBytes { try send($0) }
+    }
+
+    /// Sends all of `bytes`.
+    func send(_ bytes: UnsafeRawBufferPointer) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let result = system_send(fd, UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+            sent += try result.mapError { StepError("send after \(sent) bytes", $0) }.get()
+        }
+    }
+
+    /// Sends the text's UTF-8 bytes.
+    func send(_ text: String) throws {
+        try send(Array(text.utf8))
+    }
+
+    /// One `recv` of at most `buffer.count` bytes: 0 at end of input.
+    func receiveSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try system_recv(fd, buffer).mapError { StepError("recv", $0) }.get()
+    }
+
+    /// Receives until `count` bytes have arrived, the server closes, or a
+    /// `recv` times out; returns what arrived, which a test compares.
+    func receive(count: Int) -> [UInt8] {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while received.count < count {
+            let wanted = min(chunk.count, count - received.count)
+            let result = chunk.withUnsafeMutableBytes {
+                system_recv(fd, UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
+            }
+            guard case .success(let n) = result, n > 0 else { break }
+            received += chunk[..<n]
+        }
+        return received
+    }
+
+    /// Receives `expected.utf8.count` bytes and decodes them.
+    func receiveText(_ expected: String) -> String {
+        String(decoding: receive(count: expected.utf8.count), as: UTF8.self)
+    }
+
+    /// Sends `text` and receives as many bytes back.
+    func roundTrip(_ text: String) throws -> String {
+        try send(text)
+        return receiveText(text)
+    }
+
+    /// Whether the server closed: the next `recv` reports end of input
+    /// (rather than data, a reset, or a time-out).
+    func receivesEndOfInput() -> Bool {
+        var byte: UInt8 = 0
+        let result = withUnsafeMutableBytes(of: &byte) { system_recv(fd, $0) }
+        return (try? result.get()) == 0
+    }
+
+    /// Shuts the sending side: the server sees end of input.
+    func shutdownWrite() throws {
+        try system_shutdown(fd, CInt(SHUT_WR)).mapError { StepError("shutdown", $0) }.get()
+    }
+
+    /// Sets `SO_LINGER` to 0 so that `close` resets the connection (RST)
+    /// instead of closing it gracefully (FIN).
+    func closeWithReset() throws {
+        try system_setsockopt_linger(fd, on: true, seconds: 0).mapError { StepError("SO_LINGER", $0) }.get()
+        close()
+    }
+
+    /// Closes the socket; later calls do nothing.
+    func close() {
+        guard fd >= 0 else { return }
+        _ = system_close(fd)
+        fd = -1
+    }
+}
+
+/// A count shared between threads.
+final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    init() {}
+    func add(_ amount: Int) { value.add(amount, ordering: .relaxed) }
+    var current: Int { value.load(ordering: .relaxed) }
+}
+
+/// A long stream made of one 64 KiB block repeated: every byte value occurs
+/// in the block, lower-case letters in runs and scattered, so the echo of the
+/// stream can be checked chunk by chunk without keeping it all.
+struct PatternStream: Sendable {
+    static let blockSize = 64 * 1024
+    /// The block, as sent.
+    let block: [UInt8]
+    /// The block, as the server must send it back.
+    let expected: [UInt8]
+
+    init(seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+        var state = seed
+        var block = [UInt8](repeating: 0, count: Self.blockSize)
+        for index in block.indices {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            // Half the bytes in a-z, so that most words need the transform.
+            let random = UInt8(truncatingIfNeeded: state >> 33)
+            block[index] = index % 2 == 0 ? 0x61 + random % 26 : random
+        }
+        for value in 0...255 { block[value] = UInt8(value) }
+        self.block = block
+        self.expected = block.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }
+    }
+
+    /// Sends `blocks` blocks on `client`, adding to `sent` as it goes.
+    func send(blocks: Int, on client: TestClient, sent: Counter? = nil) throws {
+        try block.withUnsafeBytes { raw in
+            for _ in 0..<blocks {
+                try client.send(raw)
+                sent?.add(raw.count)
+            }
+        }
+    }
+
+    /// Receives `count` bytes on `client` and checks each against the
+    /// upper-cased stream; throws at the first difference or short read.
+    func receiveAndVerify(count: Int, on client: TestClient) throws {
+        var position = 0
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while position < count {
+            let wanted = min(chunk.count, count - position)
+            let received = try chunk.withUnsafeMutableBytes {
+                try client.receiveSome(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
+            }
+            guard received > 0 else { throw StepError("end of input after \(position) of \(count) bytes") }
+            try chunk.withUnsafeBytes { try check(UnsafeRawBufferPointer(rebasing: $0[..<received]), at: position) }
+            position += received
+        }
+    }
+
+    /// Compares `bytes` with the expected stream from `position` on.
+    private func check(_ bytes: UnsafeRawBufferPointer, at position: Int) throws {
+        var done = 0
+        try expected.withUnsafeBytes { expected in
+            while done < bytes.count {
+                let offset = (position + done) % Self.blockSize
+                let length = min(bytes.count - done, Self.blockSize - offset)
+                if memcmp(bytes.baseAddress! + done, expected.baseAddress! + offset, length) != 0 {
+                    throw StepError(
+                        "wrong bytes in the echo between \(position + done) and \(position + done + length)")
+                }
+                done += length
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Dispatch
+import Foundation
+import Selectors
+import Synchronization
+import Syscalls
+import SystemPackage
+
+@testable import Reactor
+
+/// The loop every test here runs: epoll, as the server uses.
+typealias Loop = EventLoop<EpollSelector<Int>>
+
+/// A new epoll loop on `clock`.
+func makeLoop(clock: any LoopClock = SystemClock()) throws -> Loop {
+    try Loop(selector: try EpollSelector<Int>(), clock: clock)
+}
+
+/// Hands a value that is not `Sendable` to another thread, at a moment when
+/// only one thread uses it (before a thread starts, after it ended, or on
+/// the loop's thread through `EventLoopHandle.execute`).
+final class Unchecked<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// What went wrong in a step, so that a failing test says which step.
+struct StepError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+    init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
+}
+
+/// A body running on its own `Thread`, whose result the test waits for with
+/// a bound, so that a stuck body fails the test instead of hanging it.
+final class Background<Value: Sendable>: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let outcome = Mutex<Result<Value, any Error>?>(nil)
+    private let threadBox = Mutex<Unchecked<Thread>?>(nil)
+
+    init(_ body: @escaping @Sendable () throws -> Value) {
+        let thread = Thread { [self] in
+            let result = Result { try body() }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        threadBox.withLock { $0 = Unchecked(thread) }
+        thread.start()
+    }
+
+    /// The thread the body runs on.
+    var thread: Thread { threadBox.withLock { $0!.value } }
+
+    /// Waits for the body to end and returns its value, or throws its error,
+    /// or throws when it did not end within `timeout`.
+    func join(timeout: Duration = .seconds(30)) throws -> Value {
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        guard done.wait(timeout: .now() + seconds) == .success else {
+            throw StepError("the background thread did not finish within \(timeout)")
+        }
+        done.signal()  // later joins return at once
+        return try outcome.withLock { $0! }.get()
+    }
+}
+
+/// A loop whose `run()` runs on its own thread. Set everything up on the
+/// loop before `start()`; afterwards touch it only through `onLoop`.
+final class LoopThread: @unchecked Sendable {
+    let loop: Loop
+    private var runner: Background<Void>?
+
+    init(_ loop: Loop) { self.loop = loop }
+
+    /// Starts `run()` on a new thread.
+    func start() {
+        let loop = Unchecked(loop)
+        runner = Background { try loop.value.run() }
+    }
+
+    /// The loop's thread.
+    var thread: Thread { runner!.thread }
+
+    /// Runs `body` on the loop's thread and returns its result; throws if the
+    /// loop does not run it within `timeout`.
+    func onLoop<R>(timeout: Duration = .seconds(10), _ body: @escaping (Loop) -> R) throws -> R {
+        let done = DispatchSemaphore(value: 0)
+        let box = Unchecked<R?>(nil)
+        let work = Unchecked(body)
+        let loop = Unchecked(loop)
+        loop.value.handle.execute { _ in
+            box.value = work.value(loop.value)
+            done.signal()
+        }
+        let seconds = Double(timeout.components.seconds)
+        guard done.wait(timeout: .now() + seconds) == .success else {
+            throw StepError("the loop did not run the work within \(timeout)")
+        }
+        return box.value!
+    }
+
+    /// Waits for `run()` to return (after a stop from anywhere).
+    func join(timeout: Duration = .seconds(10)) throws {
+        try runner?.join(timeout: timeout)
+    }
+
+    /// Stops the loop from this thread and waits for `run()` to return.
+    func stop() throws {
+        loop.handle.stop()
+        try join()
+    }
+}
+
+/// The monotonic clock, for measuring how long something took.
+func now() -> Duration {
+    .nanoseconds(monotonicNanoseconds())
+}
+
+/// Polls `condition` every few milliseconds until it holds or `timeout`
+/// passes; returns whether it held.
+func waitUntil(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = now() + timeout
+    while now() < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.005)
+    }
+    return try condition()
+}
+
+/// Calls `runOnce` until `condition` holds or `timeout` passes; returns
+/// whether it held. For loops driven from the test's own task.
+func drive(_ loop: Loop, timeout: Duration = .seconds(5), until condition: () -> Bool) throws -> Bool {
+    let deadline = now() + timeout
+    while !condition() {
+        if now() >= deadline { return false }
+        try loop.runOnce(timeout: .milliseconds(10))
+    }
+    return true
+}
