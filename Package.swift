@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(
             name: "ReactorTests",
             dependencies: [
-                "Reactor", "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim",
+                "Reactor", "UpperEcho", "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
