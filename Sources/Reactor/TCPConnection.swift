@@ -68,7 +68,10 @@ public final class TCPConnection: EventSource {
         }
     }
 
-    private unowned let loop: any EventLoopContext
+    // unowned(unsafe): the loop holds every registered source, so it outlives
+    // this connection's use of it; a checked reference would cost an atomic
+    // retain and release on every chunk.
+    private unowned(unsafe) let loop: any EventLoopContext
     private let options: Options
     private var id: SourceID?
     private var outbound = OutboundBuffer()
@@ -80,8 +83,10 @@ public final class TCPConnection: EventSource {
     private var lastActivity: UInt64
     private var idleTimer: TimerID?
 
-    /// The owner; held weakly so that handler and connection do not keep each other alive.
-    public weak var handler: TCPConnectionHandler?
+    /// The owner. Held strongly until the connection closes, then released,
+    /// so that the cycle between a server and its connections ends with them
+    /// (a weak reference would cost an atomic load on every chunk).
+    public var handler: TCPConnectionHandler?
 
     /// The connection's descriptor (-1 once closed).
     public private(set) var fileDescriptor: FileDescriptor
@@ -300,6 +305,8 @@ public final class TCPConnection: EventSource {
         _ = system_close(fileDescriptor.rawValue)
         fileDescriptor = FileDescriptor(rawValue: -1)
         outbound.removeAll()
+        let handler = self.handler
+        self.handler = nil
         handler?.connectionDidClose(self, reason: reason)
     }
 }
