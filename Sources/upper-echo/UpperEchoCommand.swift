@@ -106,7 +106,8 @@ struct UpperEchoCommand: ParsableCommand {
             }
         }
         defer { signals.close() }
-        print("listening on \(server.localAddress.host):\(server.localAddress.port) (\(configuration.selector))")
+        let host = server.localAddress.host.contains(":") ? "[\(server.localAddress.host)]" : server.localAddress.host
+        print("listening on \(host):\(server.localAddress.port) (\(configuration.selector))")
         system_flush_stdout()
         try loop.run()
         logger.notice("stopped", metadata: ["stats": "\(server.currentStats)"])
