@@ -10,12 +10,15 @@ extension UpperEchoTests {
         /// listener that stays readable, and resumes when clients leave.
         @Test func runningOutOfDescriptorsPausesAcceptingWithoutSpinningAndResumes() throws {
             try withUpperEcho(descriptorLimit: 64) { server, port in
-                let held = server.openDescriptors().count
+                // Only numbers below the limit count: a descriptor the server
+                // inherited above it (from a test running in parallel) takes
+                // no room the limit leaves.
+                let held = server.openDescriptors().filter { $0 < 64 }.count
                 let capacity = 64 - held
                 let clients = try (0..<100).map { _ in try TestClient(port: port, timeout: .seconds(3)) }
                 // The backlog is first in, first out: clients 0..<capacity are the accepted ones.
                 #expect(waitUntil { server.stats()?["open"] == capacity }, "\(server.stats() ?? [:])")
-                #expect(server.openDescriptors().count == 64)
+                #expect(server.openDescriptors().filter { $0 < 64 }.count == 64)
                 for index in 0..<capacity {
                     #expect(clients[index].roundTrip("client \(index)"), "connected client \(index) not served")
                 }
