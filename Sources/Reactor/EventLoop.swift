@@ -91,7 +91,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// made before `run()` starts makes it return at once: it is consumed
     /// when `run()` returns, not discarded when it starts, so a stop sent
     /// just after the loop's thread was started is never lost.
-    @_specialize(exported: true, where S == EpollSelector<Int>)
+    @_specialize(exported:true,where S == EpollSelector<Int>)
     public func run() throws {
         running = true
         defer {
@@ -105,9 +105,10 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
 
     /// Runs one iteration: wait (at most `timeout`, `nil` for as long as the
     /// timers allow), dispatch I/O, run due timers, run deferred work.
-    // Pre-specialised for the default backend: without it, this generic code
-    // would look up the selector's generic metadata on every wake-up.
-    @_specialize(exported: true, where S == EpollSelector<Int>)
+    ///
+    /// Pre-specialised for the default backend: without it, this generic code
+    /// would look up the selector's generic metadata on every wake-up.
+    @_specialize(exported:true,where S == EpollSelector<Int>)
     public func runOnce(timeout: Duration? = nil) throws {
         // 1. The wait: until the nearest timer, no longer than asked, zero if work is queued.
         let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero

@@ -14,10 +14,10 @@ package func valueOrErrno<T: FixedWidthInteger>(
 ) -> Result<T, Errno> {
     while true {
         #if DEBUG
-        if let mock = SyscallMock.current, let forced = mock.intercept(call) {
-            if forced == .interrupted && retryOnInterrupt { continue }
-            return .failure(forced)
-        }
+            if let mock = SyscallMock.current, let forced = mock.intercept(call) {
+                if forced == .interrupted && retryOnInterrupt { continue }
+                return .failure(forced)
+            }
         #endif
         let result = body()
         if result != -1 { return .success(result) }
