@@ -18,7 +18,7 @@ import SystemPackage
 import UpperEcho
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let payloadSize = 64
@@ -45,7 +45,9 @@ struct FixtureError: Error, CustomStringConvertible {
 func makeSocketPair() throws -> (CInt, CInt) {
     var fds: (CInt, CInt) = (-1, -1)
     let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
-    let result = withUnsafeMutableBytes(of: &fds) { socketpair(AF_UNIX, type, 0, $0.baseAddress!.assumingMemoryBound(to: CInt.self)) }
+    let result = withUnsafeMutableBytes(of: &fds) {
+        socketpair(AF_UNIX, type, 0, $0.baseAddress!.assumingMemoryBound(to: CInt.self))
+    }
     guard result == 0 else { throw FixtureError(description: "socketpair: errno \(errno)") }
     return fds
 }
@@ -201,7 +203,8 @@ let benchmarks: @Sendable () -> Void = {
         return fixture
     }
 
-    Benchmark("syscall floor (write, epoll_wait, recv, send, read), 64 B round trip") { (benchmark: Benchmark, fixture: SyscallFixture) in
+    Benchmark("syscall floor (write, epoll_wait, recv, send, read), 64 B round trip") {
+        (benchmark: Benchmark, fixture: SyscallFixture) in
         for _ in benchmark.scaledIterations where !fixture.roundTrip() {
             benchmark.error("round trip failed")
             return

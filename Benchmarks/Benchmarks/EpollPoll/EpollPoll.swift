@@ -6,7 +6,7 @@ import Benchmark
 import LinuxEpoll
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An epoll instance watching `count` eventfds for input, one of them
@@ -64,7 +64,8 @@ let benchmarks: @Sendable () -> Void = {
 
     for count in [10, 1_000, 10_000] {
         let current = FixtureSlot()
-        Benchmark("poll(into:timeout: .zero), \(count) registered, 1 ready") { (benchmark: Benchmark, fixture: PollFixture) in
+        Benchmark("poll(into:timeout: .zero), \(count) registered, 1 ready") {
+            (benchmark: Benchmark, fixture: PollFixture) in
             var ready = 0
             for _ in benchmark.scaledIterations {
                 ready &+= try! fixture.epoll.poll(into: fixture.events, timeout: .zero)

@@ -16,7 +16,7 @@ import Benchmark
 import UpperEcho
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The work and the bytes it works on, kept across iterations.

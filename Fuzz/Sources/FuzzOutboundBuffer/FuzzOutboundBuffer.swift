@@ -2,6 +2,7 @@
 // plain array as the model: every consumed byte, and the count, must match.
 import Reactor
 
+/// libFuzzer's entry point: runs one input; a failed precondition is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOutboundBuffer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)

@@ -21,6 +21,7 @@ final class EchoHandler: TCPConnectionHandler {
     }
 }
 
+/// libFuzzer's entry point: runs one input; a failed precondition is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzReadPath(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }

@@ -7,6 +7,7 @@ import SystemPackage
 
 private let poolSize = 6
 
+/// libFuzzer's entry point: runs one input; a failed precondition is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSelector(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let ops = Array(UnsafeBufferPointer(start: data, count: size))
