@@ -41,7 +41,7 @@ let parentPackage = String(Context.packageDirectory.split(separator: "/").dropLa
 
 let suites: [(name: String, products: [String])] = [
     ("Uppercase", ["UpperEcho"]),
-    ("EpollPoll", ["LinuxEpoll"]),
+    ("EpollPoll", ["LinuxEpoll", "Selectors"]),
     ("OutboundBuffer", ["Reactor"]),
     ("EchoRoundTrip", ["LinuxEpoll", "Reactor", "Selectors", "UpperEcho"]),
 ]

@@ -1,9 +1,12 @@
 // `Epoll.poll(into:timeout: .zero)` with N registered eventfds, one of them
 // ready: what one wait costs as the interest set grows (epoll's promise is
 // that it does not), and that the caller-owned `EventBuffer` path allocates
-// nothing. Each iteration is 1,000 polls; the figures are per poll.
+// nothing; then the same through `EpollSelector.select(timeout: .zero)`,
+// whose reused result array must not allocate in steady state either.
+// Each iteration is 1,000 polls; the figures are per poll.
 import Benchmark
 import LinuxEpoll
+import Selectors
 
 #if canImport(Glibc)
     import Glibc
@@ -28,6 +31,27 @@ final class PollFixture: @unchecked Sendable {
 
     func close() {
         epoll.close()
+        for eventFD in eventFDs { eventFD.close() }
+    }
+}
+
+/// The same descriptors behind an `EpollSelector`.
+final class SelectorFixture: @unchecked Sendable {
+    let selector: EpollSelector<Int>
+    let eventFDs: [EventFD]
+
+    init(count: Int) throws {
+        try raiseDescriptorLimit(to: count + 64)
+        selector = try EpollSelector<Int>()
+        eventFDs = try (0..<count).map { _ in try EventFD() }
+        for (index, eventFD) in eventFDs.enumerated() {
+            try selector.register(eventFD.fileDescriptor, interest: .read, data: index)
+        }
+        eventFDs[count / 2].signal()
+    }
+
+    func close() {
+        selector.close()
         for eventFD in eventFDs { eventFD.close() }
     }
 }
@@ -83,4 +107,29 @@ let benchmarks: @Sendable () -> Void = {
             current.fixture = nil
         }
     }
+
+    for count in [10, 10_000] {
+        let current = SelectorSlot()
+        Benchmark("EpollSelector.select(timeout: .zero), \(count) registered, 1 ready") {
+            (benchmark: Benchmark, fixture: SelectorFixture) in
+            var ready = 0
+            for _ in benchmark.scaledIterations {
+                ready &+= try! fixture.selector.select(timeout: .zero).count
+            }
+            if ready != benchmark.scaledIterations.count {
+                benchmark.error("expected 1 ready key per select, got \(ready) in \(benchmark.scaledIterations.count)")
+            }
+        } setup: {
+            let fixture = try SelectorFixture(count: count)
+            current.fixture = fixture
+            return fixture
+        } teardown: {
+            current.fixture?.close()
+            current.fixture = nil
+        }
+    }
+}
+
+final class SelectorSlot: @unchecked Sendable {
+    var fixture: SelectorFixture?
 }
