@@ -24,7 +24,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "c-upper-echo",
-            cSettings: [.unsafeFlags(["-O2"])]
+            cSettings: [.unsafeFlags(["-O3"])]
         ),
     ],
     swiftLanguageModes: [.v6]

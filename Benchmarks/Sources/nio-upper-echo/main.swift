@@ -14,9 +14,12 @@ final class UpperEchoHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = Self.unwrapInboundIn(data)
+        // The same branch-free transform as upper-echo's, so that the
+        // comparison measures the I/O path, not the loop.
         buffer.withUnsafeMutableReadableBytes { bytes in
-            for index in bytes.indices where bytes[index] >= 0x61 && bytes[index] <= 0x7A {
-                bytes[index] -= 0x20
+            for index in bytes.indices {
+                let byte = bytes[index]
+                bytes[index] = byte &- 0x61 < 26 ? byte &- 0x20 : byte
             }
         }
         context.write(Self.wrapOutboundOut(buffer), promise: nil)
