@@ -14,8 +14,14 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(FuzzSelector FuzzOutboundBuffer FuzzReadPath)
 
 cd "$root/Fuzz"
-swift build -c debug --sanitize fuzzer --sanitize address 2>&1 | grep -E "error|warning: unre|Compiling Fuzz|Build" || true
-bin="$(swift build -c debug --sanitize fuzzer --sanitize address --show-bin-path)"
+# One combined -sanitize=fuzzer,address for swiftc: given as two options
+# (what `--sanitize fuzzer --sanitize address` passes), the last one wins and
+# the Swift code gets no coverage instrumentation, so libFuzzer runs blind.
+# `--sanitize fuzzer` stays for SwiftPM, which then builds the targets
+# without a `main` of their own (libFuzzer provides it).
+flags=(-c debug --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address)
+swift build "${flags[@]}" 2>&1 | grep -E "error|warning: unre|Compiling Fuzz|Build" || true
+bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p crashes
 status=0
 for target in "${targets[@]}"; do
@@ -29,7 +35,7 @@ for target in "${targets[@]}"; do
         status=1
         tail -30 "$work.log"
     fi
-    grep -E "^stat::number_of_executed_units|^stat::new_units_added|#[0-9]+ *DONE" "$work.log" | tr '\n' ' '
+    grep -E "^stat::number_of_executed_units|^stat::new_units_added|#[0-9]+[[:space:]]+DONE" "$work.log" | tr '\n' ' '
     echo
     rm -rf "$work" "$work.log"
 done
