@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+extension ReliabilityTests {
+    /// Scenario 1. 10,000 concurrent clients, in an `echo-load` process, keep
+    /// a message in flight each for the whole window; echo-load checks every
+    /// byte of every reply and exits 1 on any mismatch, reset, unexpected
+    /// end of file or failed connect.
+    @Test func c10kTenThousandClientsEveryByteVerified() throws {
+        let connections = 10_000
+        let duration = Soak.pick(short: 2, soak: 30)
+        let server = try ServerProcess(["--backlog", "4096"])
+        defer { server.stop() }
+        let baselineKilobytes = try #require(server.residentKilobytes())
+        let load = try EchoLoadProcess(
+            port: server.port,
+            [
+                "--connections", "\(connections)", "--size", "64", "--pipeline", "1",
+                "--duration", "\(duration)", "--warmup", "1", "--server-pid", "\(server.pid)",
+            ])
+        defer { load.child.kill() }
+        // Connecting 10,000 takes a few seconds; the measured window follows.
+        let exited = load.child.waitForExit(timeout: .seconds(Int64(duration) + 60))
+        try #require(exited, "echo-load still running; stderr: \(load.child.errors.text.suffix(500))")
+        let report = try #require(load.report(), "no JSON report; stderr: \(load.child.errors.text.suffix(500))")
+        func value(_ key: String) -> Double { EchoLoadProcess.number(report, key) ?? -1 }
+
+        #expect(load.child.exited(with: 0), "echo-load: \(load.child.termination); \(report)")
+        for key in ["mismatches", "resets", "unexpected_eofs", "failed_connects"] {
+            #expect(value(key) == 0, "\(key) = \(value(key))")
+        }
+        #expect(value("connections") == Double(connections))
+        // Every one of the 10,000 connections had replies counted in the window.
+        #expect(value("min_conn_msgs") >= 1, "a connection got no reply in the window")
+        #expect(value("server_rss_kb") > 0, "no server RSS reported")
+        #expect(server.isRunning, "upper-echo died: \(server.child.errors.text.suffix(500))")
+        let stats = try #require(server.stats())
+        #expect(stats["accepted"] ?? 0 >= connections)
+        #expect(stats["resets"] == 0)
+        figure(
+            "c10k",
+            "connections=\(connections) duration=\(fixed(value("duration_s"), 1))s messages=\(Int(value("messages")))"
+                + " msgs_per_s=\(Int(value("msgs_per_s"))) p99_us=\(Int(value("p99_us")))"
+                + " min_conn_msgs=\(Int(value("min_conn_msgs"))) errors=0"
+                + " server_rss_kb=\(Int(value("server_rss_kb"))) server_peak_rss_kb=\(Int(value("server_peak_rss_kb")))"
+                + " baseline_rss_kb=\(baselineKilobytes) server_cpu_percent=\(value("server_cpu_percent"))"
+                + " echo_load_exit=\(load.child.process.terminationStatus) server_alive=\(server.isRunning)"
+        )
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Syscalls
+
+/// `upper-echo --port 0 ...` in a child process, with what the scenarios
+/// read about it: its port, its `stats` counters (SIGHUP), and from `/proc`
+/// its open descriptors, resident memory and CPU time.
+final class ServerProcess {
+    let child: ChildProcess
+    let port: UInt16
+
+    /// Starts the server and waits (bounded) for its `listening on` line.
+    init(_ arguments: [String] = [], descriptorLimit: Int? = nil) throws {
+        let child = try ChildProcess("upper-echo", ["--port", "0"] + arguments, descriptorLimit: descriptorLimit)
+        self.child = child
+        var port: UInt16?
+        _ = waitUntil(timeout: .seconds(10)) {
+            port = Self.listeningPort(child.output.lines)
+            return port != nil || !child.isRunning
+        }
+        guard let port else {
+            child.kill()
+            throw SpawnError(description: "upper-echo printed no listening line; stderr: \(child.errors.text)")
+        }
+        self.port = port
+    }
+
+    /// The port of a `listening on HOST:PORT (BACKEND)` line.
+    private static func listeningPort(_ lines: [Substring]) -> UInt16? {
+        guard let line = lines.first(where: { $0.hasPrefix("listening on ") }),
+            let colon = line.lastIndex(of: ":"), let space = line.lastIndex(of: " "), colon < space
+        else { return nil }
+        return UInt16(line[line.index(after: colon)..<space])
+    }
+
+    var pid: pid_t { child.pid }
+    var isRunning: Bool { child.isRunning }
+
+    /// Asks for a `stats` line with SIGHUP and returns its counters by name,
+    /// or `nil` if no new line came within 5 s.
+    func stats() -> [String: Int]? {
+        let before = child.output.lines.count { $0.hasPrefix("stats ") }
+        child.send(SIGHUP)
+        guard waitUntil({ child.output.lines.count { $0.hasPrefix("stats ") } > before }) else { return nil }
+        return Self.counters(in: child.output.lines.last { $0.hasPrefix("stats ") }!)
+    }
+
+    /// The counters of the `stopped` line the server logs on standard error
+    /// as it exits, once the process has ended.
+    func finalStats() -> [String: Int]? {
+        guard waitUntil({ child.errors.reachedEnd }),
+            let line = child.errors.lines.last(where: { $0.hasSuffix("stopped") })
+        else { return nil }
+        return Self.counters(in: line)
+    }
+
+    /// The `key=value` pairs of a stats line.
+    static func counters(in line: Substring) -> [String: Int] {
+        var counters: [String: Int] = [:]
+        for pair in line.split(separator: " ") {
+            let parts = pair.split(separator: "=")
+            if parts.count == 2, let value = Int(parts[1]) { counters[String(parts[0])] = value }
+        }
+        return counters
+    }
+
+    /// The descriptors the server holds: the entries of `/proc/PID/fd`.
+    func openDescriptors() -> [CInt] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { CInt($0) }
+    }
+
+    /// How many descriptors the server holds.
+    func openDescriptorCount() -> Int { openDescriptors().count }
+
+    /// Polls (bounded) until the server holds `count` descriptors; returns
+    /// the last count seen.
+    func waitForDescriptorCount(_ count: Int, timeout: Duration = .seconds(5)) -> Int {
+        var seen = openDescriptorCount()
+        _ = waitUntil(timeout: timeout) {
+            seen = openDescriptorCount()
+            return seen == count
+        }
+        return seen
+    }
+
+    /// Resident memory now (`VmRSS`), in KiB.
+    func residentKilobytes() -> Int? { statusField("VmRSS:") }
+
+    /// The peak resident memory so far (`VmHWM`), in KiB.
+    func peakResidentKilobytes() -> Int? { statusField("VmHWM:") }
+
+    private func statusField(_ name: String) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return Int(line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
+        }
+        return nil
+    }
+
+    /// The CPU time (user + system) the server has used so far, from
+    /// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
+    func cpuTime() -> Duration? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let nameEnd = text.lastIndex(of: ")")
+        else { return nil }
+        // After the parenthesised name, field 3 (the state) comes first.
+        let fields = text[text.index(after: nameEnd)...].split(separator: " ")
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        return .milliseconds((user + system) * 1000 / system_clock_ticks_per_second())
+    }
+
+    /// The CPU the server uses during `window`, as a fraction of one core.
+    func cpuLoad(over window: Duration = .seconds(1)) -> Double? {
+        let start = ContinuousClock.now
+        guard let before = cpuTime() else { return nil }
+        Thread.sleep(forTimeInterval: seconds(window))
+        guard let after = cpuTime() else { return nil }
+        return (after - before) / (ContinuousClock.now - start)
+    }
+
+    /// SIGTERM, SIGKILL after 5 s; returns whether SIGTERM was enough.
+    @discardableResult
+    func stop() -> Bool { child.stop() }
+}
