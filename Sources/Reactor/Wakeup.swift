@@ -1,5 +1,6 @@
 import LinuxEpoll
 import Selectors
+import Syscalls
 import Synchronization
 
 /// A `Sendable` handle on an `EventLoop` for other threads: run a closure on
@@ -12,7 +13,7 @@ import Synchronization
 /// ```
 public final class EventLoopHandle: Sendable {
     let eventFD: EventFD
-    private let queue = Mutex<[@Sendable (any EventLoopContext) -> Void]>([])
+    private let queue = Lock<[@Sendable (any EventLoopContext) -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
 
     init() throws(EpollError) {

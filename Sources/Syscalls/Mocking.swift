@@ -22,7 +22,7 @@
             var calls: [Syscall: Int] = [:]
         }
 
-        private let state = Mutex(State())
+        private let state = Lock(State())
 
         /// The mock that intercepts the current task's syscalls, if any.
         @TaskLocal package static var current: SyscallMock?
