@@ -20,7 +20,15 @@ cd "$root/Fuzz"
 # `--sanitize fuzzer` stays for SwiftPM, which then builds the targets
 # without a `main` of their own (libFuzzer provides it).
 flags=(-c debug --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address)
-swift build "${flags[@]}" 2>&1 | grep -E "error|warning: unre|Compiling Fuzz|Build" || true
+log="$(mktemp)"
+if ! swift build "${flags[@]}" >"$log" 2>&1; then
+    # A failed build must fail the run, never fuzz stale binaries.
+    grep -E "error" "$log" | head -20
+    rm -f "$log"
+    exit 1
+fi
+grep -E "Build complete" "$log" || true
+rm -f "$log"
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p crashes
 status=0
