@@ -39,11 +39,15 @@ let package = Package(
         ),
         .target(
             name: "Selectors",
-            dependencies: ["LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .target(
             name: "Reactor",
-            dependencies: ["Selectors", "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "Selectors", "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .target(
             name: "UpperEcho",
@@ -74,13 +78,21 @@ let package = Package(
         ),
         .executableTarget(
             name: "selector-bench",
-            dependencies: ["Selectors", "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "Selectors", "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .testTarget(
             name: "SelectorsTests",
             dependencies: [
-                "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system"),
+                "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["Syscalls"],
+            path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "ReactorTests",
@@ -92,6 +104,7 @@ let package = Package(
         .testTarget(
             name: "UpperEchoTests",
             dependencies: [
+                "TestSupport",
                 "upper-echo", "UpperEcho", "Reactor", "Selectors", "Syscalls", "CEpollShim",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -99,6 +112,7 @@ let package = Package(
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
+                "TestSupport",
                 "upper-echo", "echo-load", "Syscalls", "CEpollShim",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -115,7 +129,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SeedServerTests",
-            dependencies: ["seed-server", "Syscalls", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "TestSupport", "seed-server", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

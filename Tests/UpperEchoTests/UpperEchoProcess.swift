@@ -1,98 +1,20 @@
+@_exported import TestSupport
 import Foundation
 import Synchronization
 import Syscalls
 
-/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns
-/// whether it held. Every wait in these tests is bounded by one of these.
-func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now >= deadline { return false }
-        Thread.sleep(forTimeInterval: 0.01)
-    }
-    return true
-}
-
-/// Collects everything written to a pipe, on a background thread, so that
-/// the child never blocks on a full pipe and a test never blocks on a read.
-final class OutputCollector: Sendable {
-    private let bytes = Mutex<[UInt8]>([])
-    private let ended = Atomic<Bool>(false)
-
-    init(reading handle: FileHandle) {
-        let fd = handle.fileDescriptor
-        Thread { [self] in
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while case .success(let count) = chunk.withUnsafeMutableBytes({ system_read(fd, $0) }), count > 0 {
-                bytes.withLock { $0.append(contentsOf: chunk[..<count]) }
-            }
-            ended.store(true, ordering: .releasing)
-        }.start()
-    }
-
-    /// What was read so far, decoded leniently.
-    var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
-
-    /// The complete lines read so far.
-    var lines: [Substring] { text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() }
-
-    /// Whether the writer closed the pipe (the child exited).
-    var reachedEnd: Bool { ended.load(ordering: .acquiring) }
-}
-
 /// The `upper-echo` executable running as a child process, its output
 /// collected. Create it through `withUpperEcho`, or call `stop()` in a `defer`.
 final class UpperEchoProcess {
-    let process = Process()
-    private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
-    let output: OutputCollector
-    let errors: OutputCollector
-
-    /// The executable SwiftPM built next to the test bundle: the test target
-    /// depends on `upper-echo`, so it is in the same build directory.
-    static var executablePath: String {
-        get throws {
-            let testExecutable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-            return URL(fileURLWithPath: testExecutable).deletingLastPathComponent()
-                .appendingPathComponent("upper-echo").path
-        }
-    }
+    private let child: ChildProcess
+    var process: Process { child.process }
+    var output: OutputCollector { child.output }
+    var errors: OutputCollector { child.errors }
 
     /// Starts `upper-echo arguments...`; with `descriptorLimit`, through
     /// `bash -c 'ulimit -n LIMIT; exec upper-echo ...'` (same pid: `exec`).
     init(_ arguments: [String], descriptorLimit: Int? = nil) throws {
-        let path = try Self.executablePath
-        if let descriptorLimit {
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", path] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-        }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        output = OutputCollector(reading: stdoutPipe.fileHandleForReading)
-        errors = OutputCollector(reading: stderrPipe.fileHandleForReading)
-        try Self.runWithEmptySignalMask(process)
-    }
-
-    /// Starts `process` from a new thread whose signal mask is empty. A child
-    /// inherits the mask of the thread that spawns it, and the test runner's
-    /// threads block SIGTERM among others.
-    private static func runWithEmptySignalMask(_ process: Process) throws {
-        let outcome = Mutex<Result<Void, SpawnError>?>(nil)
-        Thread {
-            var empty = sigset_t()  // all bits clear: no signal blocked
-            _ = system_sigprocmask(SIG_SETMASK, &empty, nil)
-            let result = Result { try process.run() }.mapError { SpawnError(description: "\($0)") }
-            outcome.withLock { $0 = result }
-        }.start()
-        guard waitUntil(timeout: .seconds(10), { outcome.withLock { $0 != nil } }) else {
-            throw SpawnError(description: "upper-echo did not start within 10 s")
-        }
-        if case .failure(let error) = outcome.withLock({ $0 })! { throw error }
+        child = try ChildProcess("upper-echo", arguments, descriptorLimit: descriptorLimit)
     }
 
     var pid: pid_t { process.processIdentifier }
@@ -203,9 +125,4 @@ func withUpperEcho(
     if !server.process.isRunning {
         throw SpawnError(description: "upper-echo died during the test; stderr: \(server.errors.text)")
     }
-}
-
-/// Why `upper-echo` could not be started or did not behave.
-struct SpawnError: Error, CustomStringConvertible {
-    var description: String
 }

@@ -1,10 +1,12 @@
+// Helpers shared by the test targets that run the package's executables as
+// child processes (SeedServerTests, UpperEchoTests, ReliabilityTests).
 import Foundation
 import Synchronization
 import Syscalls
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns
 /// whether it held. Every wait in these tests is bounded by one of these.
-func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
+public func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
     let deadline = ContinuousClock.now + timeout
     while !condition() {
         if ContinuousClock.now >= deadline { return false }
@@ -15,11 +17,11 @@ func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) -> Bool
 
 /// Collects everything written to a pipe, on a background thread, so that
 /// the child never blocks on a full pipe and a test never blocks on a read.
-final class OutputCollector: Sendable {
+public final class OutputCollector: Sendable {
     private let bytes = Mutex<[UInt8]>([])
     private let ended = Atomic<Bool>(false)
 
-    init(reading handle: FileHandle) {
+    public init(reading handle: FileHandle) {
         let fd = handle.fileDescriptor
         Thread { [self] in
             var chunk = [UInt8](repeating: 0, count: 65536)
@@ -31,35 +33,35 @@ final class OutputCollector: Sendable {
     }
 
     /// What was read so far, decoded leniently.
-    var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+    public var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
 
     /// The complete lines read so far.
-    var lines: [Substring] { text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() }
+    public var lines: [Substring] { text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() }
 
     /// Whether the writer closed the pipe (the child exited).
-    var reachedEnd: Bool { ended.load(ordering: .acquiring) }
+    public var reachedEnd: Bool { ended.load(ordering: .acquiring) }
 }
 
 /// One of the package's executables (`upper-echo`, `echo-load`) running as a
 /// child process, its standard output and error collected. Call `stop()` in
 /// a `defer`: it ends the child whatever happened.
-final class ChildProcess {
-    let process = Process()
+public final class ChildProcess {
+    public let process = Process()
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
-    let output: OutputCollector
-    let errors: OutputCollector
+    public let output: OutputCollector
+    public let errors: OutputCollector
 
     /// The path of `name`, built next to the test bundle: the test target
     /// depends on the executables, so SwiftPM puts them in the same directory.
-    static func executablePath(_ name: String) throws -> String {
+    public static func executablePath(_ name: String) throws -> String {
         let testExecutable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         return URL(fileURLWithPath: testExecutable).deletingLastPathComponent().appendingPathComponent(name).path
     }
 
     /// Starts `name arguments...`; with `descriptorLimit`, through
     /// `bash -c 'ulimit -n LIMIT && exec name ...'` (same pid: `exec`).
-    init(_ name: String, _ arguments: [String], descriptorLimit: Int? = nil) throws {
+    public init(_ name: String, _ arguments: [String], descriptorLimit: Int? = nil) throws {
         let path = try Self.executablePath(name)
         if let descriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
@@ -79,7 +81,7 @@ final class ChildProcess {
     /// Starts `process` from a new thread whose signal mask is empty. A child
     /// inherits the mask of the thread that spawns it, and the test runner's
     /// threads block SIGTERM among others.
-    private static func runWithEmptySignalMask(_ process: Process, name: String) throws {
+    public static func runWithEmptySignalMask(_ process: Process, name: String) throws {
         let outcome = Mutex<Result<Void, SpawnError>?>(nil)
         Thread {
             var empty = sigset_t()  // all bits clear: no signal blocked
@@ -93,26 +95,26 @@ final class ChildProcess {
         if case .failure(let error) = outcome.withLock({ $0 })! { throw error }
     }
 
-    var pid: pid_t { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
+    public var pid: pid_t { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
 
     /// Sends `signal` to the child if it still runs.
-    func send(_ signal: CInt) {
+    public func send(_ signal: CInt) {
         if process.isRunning { _ = system_kill(pid, signal) }
     }
 
     /// Waits (bounded) for the child to exit by itself.
-    func waitForExit(timeout: Duration = .seconds(10)) -> Bool {
+    public func waitForExit(timeout: Duration = .seconds(10)) -> Bool {
         waitUntil(timeout: timeout) { !process.isRunning }
     }
 
     /// Whether the child exited normally with `status` (not by a signal).
-    func exited(with status: CInt) -> Bool {
+    public func exited(with status: CInt) -> Bool {
         !process.isRunning && process.terminationReason == .exit && process.terminationStatus == status
     }
 
     /// How the child ended, for messages.
-    var termination: String {
+    public var termination: String {
         if process.isRunning { return "still running" }
         return process.terminationReason == .exit
             ? "exit \(process.terminationStatus)" : "signal \(process.terminationStatus)"
@@ -121,7 +123,7 @@ final class ChildProcess {
     /// SIGTERM, then SIGKILL if the child still runs after `grace`; returns
     /// whether SIGTERM alone was enough.
     @discardableResult
-    func stop(grace: Duration = .seconds(5)) -> Bool {
+    public func stop(grace: Duration = .seconds(5)) -> Bool {
         send(SIGTERM)
         if waitForExit(timeout: grace) { return true }
         send(SIGKILL)
@@ -130,13 +132,18 @@ final class ChildProcess {
     }
 
     /// SIGKILL, and a bounded wait for the end.
-    func kill() {
+    public func kill() {
         send(SIGKILL)
         _ = waitForExit()
     }
 }
 
 /// Why a child could not be started or did not behave.
-struct SpawnError: Error, CustomStringConvertible {
-    var description: String
+public struct SpawnError: Error, CustomStringConvertible {
+    public var description: String
+
+    /// Creates an error with its message.
+    public init(description: String) {
+        self.description = description
+    }
 }
