@@ -97,6 +97,7 @@ let package = Package(
         .testTarget(
             name: "ReactorTests",
             dependencies: [
+                "TestSupport",
                 "Reactor", "UpperEcho", "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

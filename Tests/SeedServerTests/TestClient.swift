@@ -54,17 +54,7 @@ final class TestClient {
     /// Receives until `count` bytes have arrived, the server closes, or a
     /// `recv` times out; returns what arrived, which a test compares.
     func receive(count: Int) -> [UInt8] {
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while received.count < count {
-            let wanted = min(chunk.count, count - received.count)
-            let result = chunk.withUnsafeMutableBytes {
-                system_recv(fd, UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
-            }
-            guard case .success(let n) = result, n > 0 else { break }
-            received += chunk[..<n]
-        }
-        return received
+        receiveBytes(from: fd, count: count)
     }
 
     /// Receives `text.utf8.count` bytes and decodes them.
