@@ -9,9 +9,9 @@ import Testing
 @Suite("Selector contract")
 struct SelectorContractTests {
     @Test("register returns the key; key(for:) and registeredCount see it", arguments: SelectorKind.allCases)
-    func registerReturnsKey(kind: SelectorKind) throws {
+    func registerReturnsKey(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         let key = try selector.register(pair.a, interest: .read, data: "a")
         #expect(key.fileDescriptor == pair.a && key.interest == .read && key.data == "a")
@@ -21,9 +21,9 @@ struct SelectorContractTests {
     }
 
     @Test("register twice fails with alreadyRegistered", arguments: SelectorKind.allCases)
-    func registerTwice(kind: SelectorKind) throws {
+    func registerTwice(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         try selector.register(pair.a, interest: .read, data: "a")
         #expect(throws: SelectorError.alreadyRegistered(pair.a)) {
@@ -33,18 +33,18 @@ struct SelectorContractTests {
     }
 
     @Test("an unknown descriptor: modify and unregister fail with notRegistered", arguments: SelectorKind.allCases)
-    func unknownDescriptor(kind: SelectorKind) throws {
+    func unknownDescriptor(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         #expect(throws: SelectorError.notRegistered(pair.a)) { try selector.modify(pair.a, interest: .read, data: "") }
         #expect(throws: SelectorError.notRegistered(pair.a)) { try selector.unregister(pair.a) }
     }
 
     @Test("a negative descriptor and an empty interest are rejected", arguments: SelectorKind.allCases)
-    func invalidArguments(kind: SelectorKind) throws {
+    func invalidArguments(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         let negative = FileDescriptor(rawValue: -1)
         #expect(throws: SelectorError.invalidDescriptor(negative)) {
@@ -58,9 +58,9 @@ struct SelectorContractTests {
     }
 
     @Test("modify changing only data makes no syscall", arguments: SelectorKind.allCases)
-    func modifyDataOnly(kind: SelectorKind) throws {
+    func modifyDataOnly(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         try selector.register(pair.a, interest: .read, data: "old")
         let mock = SyscallMock()
@@ -71,9 +71,9 @@ struct SelectorContractTests {
     }
 
     @Test("modify changing the interest changes what is reported", arguments: SelectorKind.allCases)
-    func modifyInterest(kind: SelectorKind) throws {
+    func modifyInterest(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         try selector.register(pair.a, interest: .read, data: "a")
         #expect(try readyPairs(selector) == [])
@@ -82,9 +82,9 @@ struct SelectorContractTests {
     }
 
     @Test("after close every call fails with closed; close again does nothing", arguments: SelectorKind.allCases)
-    func useAfterClose(kind: SelectorKind) throws {
+    func useAfterClose(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         try selector.register(pair.a, interest: .read, data: "a")
         selector.close()
@@ -98,15 +98,15 @@ struct SelectorContractTests {
     }
 
     @Test("select(timeout: .zero) with nothing registered returns at once, empty", arguments: SelectorKind.allCases)
-    func selectEmpty(kind: SelectorKind) throws {
+    func selectEmpty(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
         #expect(try selector.select(timeout: .zero).isEmpty)
     }
 
     @Test("a timeout waits at least its length when nothing is ready", arguments: SelectorKind.allCases)
-    func selectTimeout(kind: SelectorKind) throws {
+    func selectTimeout(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { pair.closeAll() }
         try selector.register(pair.a, interest: .read, data: "a")
         let start = monotonicNanoseconds()
@@ -115,10 +115,10 @@ struct SelectorContractTests {
     }
 
     @Test("ready masks are what is ready, within what was registered", arguments: SelectorKind.allCases)
-    func readyMasks(kind: SelectorKind) throws {
+    func readyMasks(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let both = try Pair()
-        let readOnly = try Pair()
+        let both = try await Pair.belowSelectLimit()
+        let readOnly = try await Pair.belowSelectLimit()
         defer {
             both.closeAll()
             readOnly.closeAll()
@@ -135,10 +135,10 @@ struct SelectorContractTests {
     }
 
     @Test("a hang-up is reported as read and write, masked by the interest", arguments: SelectorKind.allCases)
-    func hangUpReportedAsBoth(kind: SelectorKind) throws {
+    func hangUpReportedAsBoth(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let readOnly = try Pair()
-        let writeOnly = try Pair()
+        let readOnly = try await Pair.belowSelectLimit()
+        let writeOnly = try await Pair.belowSelectLimit()
         defer {
             _ = system_close(readOnly.a.rawValue)
             _ = system_close(writeOnly.a.rawValue)
@@ -151,9 +151,9 @@ struct SelectorContractTests {
     }
 
     @Test("unregister after the descriptor was closed forgets it", arguments: SelectorKind.allCases)
-    func unregisterClosed(kind: SelectorKind) throws {
+    func unregisterClosed(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let pair = try Pair()
+        let pair = try await Pair.belowSelectLimit()
         defer { _ = system_close(pair.b.rawValue) }
         try selector.register(pair.a, interest: .read, data: "a")
         _ = system_close(pair.a.rawValue)
@@ -165,10 +165,10 @@ struct SelectorContractTests {
     }
 
     @Test("a registration removed during a batch gets no event from it", arguments: SelectorKind.allCases)
-    func spuriousAfterUnregister(kind: SelectorKind) throws {
+    func spuriousAfterUnregister(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let first = try Pair()
-        let second = try Pair()
+        let first = try await Pair.belowSelectLimit()
+        let second = try await Pair.belowSelectLimit()
         defer {
             first.closeAll()
             second.closeAll()
@@ -192,11 +192,11 @@ struct SelectorContractTests {
     @Test(
         "an event for a closed descriptor never reaches the registration that reused its number",
         arguments: SelectorKind.allCases)
-    func staleEventAfterReuse(kind: SelectorKind) throws {
+    func staleEventAfterReuse(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let first = try Pair()
-        let second = try Pair()
-        let fresh = try Pair()
+        let first = try await Pair.belowSelectLimit()
+        let second = try await Pair.belowSelectLimit()
+        let fresh = try await Pair.belowSelectLimit()
         defer {
             first.closeAll()
             second.closeAll()

@@ -54,3 +54,27 @@ func makeSelector(_ kind: SelectorKind) throws -> any Selector<String> {
 func readyPairs(_ selector: any Selector<String>, timeout: Duration? = .zero) throws -> [String] {
     try selector.select(timeout: timeout).map { "\($0.key.data):\($0.ready)" }.sorted()
 }
+
+extension Pair {
+    /// A pair whose descriptors are both below select's limit (`FD_SETSIZE`),
+    /// so that one test body serves every backend.
+    ///
+    /// The kernel hands out the lowest free number, so a number of 1024 or
+    /// more means that, at that moment, other tests in this process (the
+    /// 1,000-client and 2,000-descriptor ones) held every number below it.
+    /// They give them back within seconds: wait for that (without blocking a
+    /// thread) instead of failing, up to `patience`.
+    static func belowSelectLimit(patience: Duration = .seconds(120)) async throws -> Pair {
+        let clock = ContinuousClock()
+        let deadline = clock.now + patience
+        while true {
+            let pair = try Pair()
+            if pair.a.rawValue < FD_SETSIZE && pair.b.rawValue < FD_SETSIZE { return pair }
+            pair.closeAll()
+            guard clock.now < deadline else {
+                throw SelectorError.descriptorOutOfRange(pair.a, limit: Int(FD_SETSIZE))
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
