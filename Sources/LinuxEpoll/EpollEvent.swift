@@ -27,7 +27,7 @@ extension Epoll {
     ///
     /// A buffer is not thread-safe; use one per polling thread.
     public final class EventBuffer: RandomAccessCollection {
-        let storage: UnsafeMutablePointer<epoll_event>
+        @usableFromInline let storage: UnsafeMutablePointer<epoll_event>
 
         /// How many events one poll can return at most (the kernel's `maxevents`).
         public let capacity: Int
@@ -65,11 +65,13 @@ extension Epoll {
 
         /// The 64-bit `epoll_data` of the event at `index`, for layers that
         /// register their own token instead of the descriptor.
+        @inlinable
         package func userData(at index: Int) -> UInt64 {
             cepoll_event_data(storage, CInt(index))
         }
 
         /// The flags of the event at `index`, without building an `Event`.
+        @inlinable
         package func events(at index: Int) -> Events {
             Events(rawValue: cepoll_event_events(storage, CInt(index)))
         }

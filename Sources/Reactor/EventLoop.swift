@@ -40,9 +40,12 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// See `EventLoopContext.readBuffer`.
     public let readBuffer: UnsafeMutableRawBufferPointer
     /// See `EventLoopContext.iterationTime`.
-    public private(set) var iterationTime: UInt64
+    public var iterationTime: UInt64 { time }
+    // The hot state below is used only on the loop's thread, and no access
+    // spans a call into a handler: no runtime exclusivity check per event.
+    @exclusivity(unchecked) private var time: UInt64
 
-    private var sources: [Slot] = []
+    @exclusivity(unchecked) private var sources: [Slot] = []
     private var freeSlots: [Int] = []
     private var timers = TimerHeap()
     private var deferred: [() -> Void] = []
@@ -68,7 +71,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     {
         self.selector = selector
         self.clock = clock
-        self.iterationTime = clock.now()
+        self.time = clock.now()
         self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         do { handle = try EventLoopHandle() } catch { throw SelectorError.system(error.errno ?? .noMemory) }
         wakeupID = try register(
@@ -116,14 +119,14 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         var timeTaken = false
         try selector.select(timeout: wait) { key, ready in
             if !timeTaken {  // once per wake-up, not per event
-                iterationTime = clock.now()
+                time = clock.now()
                 timeTaken = true
             }
             sources[key.data].source?.handle(ready)
         }
-        iterationTime = clock.now()
+        time = clock.now()
         // 4. Timers that are due.
-        while let due = timers.popDue(now: iterationTime) { due() }
+        while let due = timers.popDue(now: time) { due() }
         // 5. Deferred work, including what it defers in turn on the next iteration.
         runDeferred()
     }

@@ -73,23 +73,37 @@ public final class TCPConnection: EventSource {
     // retain and release on every chunk.
     private unowned(unsafe) let loop: any EventLoopContext
     private let options: Options
-    private var id: SourceID?
-    private var outbound = OutboundBuffer()
-    private var readPaused = false
-    private var inputEnded = false
-    private var closeWhenFlushed = false
-    private var lingerWhenFlushed = false
-    private var lingering = false
-    private var lastActivity: UInt64
+    // The state below is touched only on the loop's thread, by this class's
+    // own methods, none of which holds an access across a call that could
+    // re-enter it: the runtime's exclusivity checks (a thread-local lookup
+    // per access, on every chunk) are turned off for it.
+    @exclusivity(unchecked) private var id: SourceID?
+    @exclusivity(unchecked) private var outbound = OutboundBuffer()
+    @exclusivity(unchecked) private var readPaused = false
+    @exclusivity(unchecked) private var inputEnded = false
+    @exclusivity(unchecked) private var closeWhenFlushed = false
+    @exclusivity(unchecked) private var lingerWhenFlushed = false
+    @exclusivity(unchecked) private var lingering = false
+    @exclusivity(unchecked) private var lastActivity: UInt64
+    // Activity is only read by the idle timer: without one, reads and writes
+    // skip the loop's clock (a call through the context protocol per chunk).
+    private let tracksActivity: Bool
+    // The loop's read buffer, kept here for the same reason.
+    private let readBuffer: UnsafeMutableRawBufferPointer
     private var idleTimer: TimerID?
 
     /// The owner. Held strongly until the connection closes, then released,
     /// so that the cycle between a server and its connections ends with them
     /// (a weak reference would cost an atomic load on every chunk).
-    public var handler: TCPConnectionHandler?
+    public var handler: TCPConnectionHandler? {
+        get { owner }
+        set { owner = newValue }
+    }
+    @exclusivity(unchecked) private var owner: TCPConnectionHandler?
 
     /// The connection's descriptor (-1 once closed).
-    public private(set) var fileDescriptor: FileDescriptor
+    public var fileDescriptor: FileDescriptor { descriptor }
+    @exclusivity(unchecked) private var descriptor: FileDescriptor
 
     /// How many bytes are queued, waiting for the peer to read.
     public var queuedBytes: Int { outbound.count }
@@ -117,13 +131,15 @@ public final class TCPConnection: EventSource {
         precondition(options.lowWaterMark <= options.highWaterMark, "lowWaterMark above highWaterMark")
         self.loop = loop
         self.options = options
-        self.fileDescriptor = fileDescriptor
-        self.handler = handler
+        self.descriptor = fileDescriptor
+        self.owner = handler
         self.lastActivity = loop.iterationTime
+        self.tracksActivity = options.idleTimeout != nil
+        self.readBuffer = loop.readBuffer
         do {
             id = try loop.register(self, fileDescriptor: fileDescriptor, interest: .read)
         } catch {
-            _ = system_close(fileDescriptor.rawValue)
+            _ = system_close(descriptor.rawValue)
             throw error
         }
         if let idle = options.idleTimeout { armIdleTimer(after: idle) }
@@ -134,9 +150,9 @@ public final class TCPConnection: EventSource {
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard id != nil, !bytes.isEmpty else { return }
         if outbound.isEmpty {
-            switch Socket.send(fileDescriptor.rawValue, bytes) {
+            switch Socket.send(descriptor.rawValue, bytes) {
             case .success(.processed(let sent)):
-                lastActivity = loop.iterationTime
+                if tracksActivity { lastActivity = loop.iterationTime }
                 if sent == bytes.count { return }
                 outbound.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))
             case .success(.wouldBlock):
@@ -195,15 +211,15 @@ public final class TCPConnection: EventSource {
     private var wantsToRead: Bool { id != nil && !readPaused && !inputEnded && !closeWhenFlushed }
 
     private func readAvailable() {
-        let buffer = loop.readBuffer
+        let buffer = readBuffer
         for _ in 0..<options.readsPerWakeup {
-            switch Socket.receive(fileDescriptor.rawValue, into: buffer) {
+            switch Socket.receive(descriptor.rawValue, into: buffer) {
             case .success(.processed(0)):
                 endOfInput()
                 return
             case .success(.processed(let count)):
-                lastActivity = loop.iterationTime
-                handler?.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+                if tracksActivity { lastActivity = loop.iterationTime }
+                owner?.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
                 // A short read drained the socket; the handler may have paused or closed us.
                 if count < buffer.count || !wantsToRead { return }
             case .success(.wouldBlock):
@@ -219,7 +235,7 @@ public final class TCPConnection: EventSource {
         guard id != nil else { return }
         var failure: Errno?
         outbound.consume { pending in
-            switch Socket.send(fileDescriptor.rawValue, pending) {
+            switch Socket.send(descriptor.rawValue, pending) {
             case .success(.processed(let sent)): return sent
             case .success(.wouldBlock): return 0
             case .failure(let errno):
@@ -228,7 +244,7 @@ public final class TCPConnection: EventSource {
             }
         }
         if let failure { return finish(.reset(failure)) }
-        lastActivity = loop.iterationTime
+        if tracksActivity { lastActivity = loop.iterationTime }
         if outbound.isEmpty && closeWhenFlushed && lingerWhenFlushed && !inputEnded { return startLingering() }
         if outbound.isEmpty && (closeWhenFlushed || inputEnded) {
             return finish(inputEnded ? .endOfInput : .closedLocally)
@@ -240,7 +256,7 @@ public final class TCPConnection: EventSource {
     private func startLingering() {
         lingering = true
         closeWhenFlushed = true
-        guard case .success = system_shutdown(fileDescriptor.rawValue, CInt(SHUT_WR)) else {
+        guard case .success = system_shutdown(descriptor.rawValue, CInt(SHUT_WR)) else {
             return finish(.closedLocally)
         }
         updateInterest()
@@ -249,7 +265,7 @@ public final class TCPConnection: EventSource {
     /// Drops what the peer sends after a lingering close, until its end of input.
     private func discardInput() {
         for _ in 0..<options.readsPerWakeup {
-            switch Socket.receive(fileDescriptor.rawValue, into: loop.readBuffer) {
+            switch Socket.receive(descriptor.rawValue, into: readBuffer) {
             case .success(.processed(0)): return finish(.closedLocally)
             case .success(.processed): continue
             case .success(.wouldBlock): return
@@ -302,11 +318,11 @@ public final class TCPConnection: EventSource {
         if let idleTimer { loop.cancel(idleTimer) }
         idleTimer = nil
         loop.unregister(id)
-        _ = system_close(fileDescriptor.rawValue)
-        fileDescriptor = FileDescriptor(rawValue: -1)
+        _ = system_close(descriptor.rawValue)
+        descriptor = FileDescriptor(rawValue: -1)
         outbound.removeAll()
-        let handler = self.handler
-        self.handler = nil
-        handler?.connectionDidClose(self, reason: reason)
+        let owner = self.owner
+        self.owner = nil
+        owner?.connectionDidClose(self, reason: reason)
     }
 }

@@ -8,8 +8,10 @@ import SystemPackage
 /// `EpollSelector` compiles down to direct calls into the epoll backend.
 public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     // Internal rather than private because the inlinable `select(timeout:)` uses them.
-    @usableFromInline var table = SelectorTable<Data>()
-    @usableFromInline var backend: Backend?
+    // Used only on the owner's thread, and no access spans a call that could
+    // re-enter the selector: no runtime exclusivity check per event.
+    @exclusivity(unchecked) @usableFromInline var table = SelectorTable<Data>()
+    @exclusivity(unchecked) @usableFromInline var backend: Backend?
     @usableFromInline var readyKeys: [ReadyKey<Data>] = []
 
     /// Creates a selector and its backend's kernel resources.

@@ -14,7 +14,7 @@ public typealias EpollSelector<Data> = BackendSelector<EpollBackend, Data>
 /// is `EPOLLOUT`, level-triggered, up to 1024 events per wait.
 public final class EpollBackend: SelectorBackend {
     private let epoll: Epoll
-    private let events = Epoll.EventBuffer(capacity: 1024)
+    @usableFromInline let events = Epoll.EventBuffer(capacity: 1024)
 
     /// Creates the epoll instance.
     public init() throws(SelectorError) {
@@ -48,8 +48,9 @@ public final class EpollBackend: SelectorBackend {
         do { return try epoll.poll(into: events, timeout: timeout) } catch { throw SelectorError(error) }
     }
 
-    /// The token and ready interest of the `index`-th event.
-    @inline(__always)
+    /// The token and ready interest of the `index`-th event. Inlinable, so
+    /// that a selector specialised for epoll reads the kernel's array directly.
+    @inlinable
     public func ready(at index: Int) -> (token: UInt64, interest: Interest) {
         let flags = events.events(at: index)
         var interest: Interest = []

@@ -16,7 +16,7 @@
     /// try mock.install { try epoll.register(fd) }
     /// #expect(mock.calls(.epollCtl) == 4)
     /// ```
-    package final class SyscallMock: Sendable {
+    @usableFromInline package final class SyscallMock: Sendable {
         private struct State {
             var forced: [Syscall: [Errno]] = [:]
             var calls: [Syscall: Int] = [:]
@@ -25,7 +25,7 @@
         private let state = Lock(State())
 
         /// The mock that intercepts the current task's syscalls, if any.
-        @TaskLocal package static var current: SyscallMock?
+        @usableFromInline @TaskLocal package static var current: SyscallMock?
 
         /// Creates a mock that forces nothing and counts every call.
         package init() {}
@@ -51,7 +51,7 @@
         }
 
         /// Counts one attempt of `call` and returns the errno to force, if any.
-        package func intercept(_ call: Syscall) -> Errno? {
+        @usableFromInline package func intercept(_ call: Syscall) -> Errno? {
             state.withLock { state in
                 state.calls[call, default: 0] += 1
                 guard var queue = state.forced[call], !queue.isEmpty else { return nil }

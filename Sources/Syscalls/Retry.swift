@@ -6,7 +6,7 @@ import SystemPackage
 /// `retryOnInterrupt` is false, which only `close` uses: after an interrupted
 /// `close` the descriptor is already gone on Linux, and retrying could close a
 /// descriptor that another thread has just been given.
-@inline(__always)
+@inlinable @inline(__always)
 package func valueOrErrno<T: FixedWidthInteger>(
     _ call: Syscall,
     retryOnInterrupt: Bool = true,

@@ -1,6 +1,6 @@
 /// The name of each libc call the package makes, so that the debug-only
 /// mocking hook (see `SyscallMock`) can force a chosen errno on a chosen call.
-package enum Syscall: String, Sendable, Hashable, CaseIterable {
+@usableFromInline package enum Syscall: String, Sendable, Hashable, CaseIterable {
     case epollCreate1 = "epoll_create1"
     case epollCtl = "epoll_ctl"
     case epollWait = "epoll_wait"
