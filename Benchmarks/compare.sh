@@ -8,7 +8,12 @@
 # generator is often the bottleneck. It prints one table with ratios against
 # the C server and appends JSON lines to Benchmarks/results/.
 #
+# With --repeat N each scenario runs N rounds, every server once per round
+# (so that a drift of the machine hits all servers alike), and the table
+# shows each server's median, with ratios taken round by round against C.
+#
 # Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
+#                              [--repeat N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -16,6 +21,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 duration=5
 warmup=1
+repeat=1
 servers="upper-echo c nio python"
 scenarios=(
     "1 64 1" "1 64 16"
@@ -29,7 +35,13 @@ while [ $# -gt 0 ]; do
         --quick) duration=2; scenarios=("1 64 1" "100 64 16" "1000 64 1" "100 16384 1"); shift ;;
         --servers) servers="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--servers LIST] [--duration S]" >&2; exit 2 ;;
+        --repeat) repeat="$2"; shift 2 ;;
+        --scenarios)
+            read -r -a given <<<"$2"
+            scenarios=()
+            for one in "${given[@]}"; do scenarios+=("${one//:/ }"); done
+            shift 2 ;;
+        *) echo "usage: $0 [--quick] [--servers LIST] [--duration S] [--repeat N] [--scenarios LIST]" >&2; exit 2 ;;
     esac
 done
 
@@ -56,33 +68,35 @@ echo "# $machine" >&2
 
 for scenario in "${scenarios[@]}"; do
     read -r connections size pipeline <<<"$scenario"
-    for server in $servers; do
-        out="$(mktemp)"
-        # shellcheck disable=SC2046
-        taskset -c 0 $(server_command "$server") >"$out" 2>/dev/null &
-        pid=$!
-        port=""
-        for _ in $(seq 100); do
-            port="$(sed -n 's/^listening on [^ ]*:\([0-9]*\) .*/\1/p' "$out")"
-            [ -n "$port" ] && break
-            sleep 0.05
-        done
-        if [ -z "$port" ]; then echo "$server did not start" >&2; kill "$pid" 2>/dev/null; continue; fi
-        echo "== $server: $connections connections x $size B x pipeline $pipeline" >&2
-        status=0
-        line="$(taskset -c 1 "$bin/echo-load" --port "$port" --connections "$connections" --size "$size" \
-            --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" --server-pid "$pid" --json)" || status=$?
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        rm -f "$out"
-        [ -n "$line" ] || line='{}'
-        python3 - "$server" "$status" "$line" "$machine" >>"$results" <<'PY'
+    for round in $(seq "$repeat"); do
+        for server in $servers; do
+            out="$(mktemp)"
+            # shellcheck disable=SC2046
+            taskset -c 0 $(server_command "$server") >"$out" 2>/dev/null &
+            pid=$!
+            port=""
+            for _ in $(seq 100); do
+                port="$(sed -n 's/^listening on [^ ]*:\([0-9]*\) .*/\1/p' "$out")"
+                [ -n "$port" ] && break
+                sleep 0.05
+            done
+            if [ -z "$port" ]; then echo "$server did not start" >&2; kill "$pid" 2>/dev/null; continue; fi
+            echo "== $server: $connections connections x $size B x pipeline $pipeline (round $round/$repeat)" >&2
+            status=0
+            line="$(taskset -c 1 "$bin/echo-load" --port "$port" --connections "$connections" --size "$size" \
+                --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" --server-pid "$pid" --json)" || status=$?
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            rm -f "$out"
+            [ -n "$line" ] || line='{}'
+            python3 - "$server" "$status" "$line" "$machine" "$round" >>"$results" <<'PY'
 import json, sys
-server, status, line, machine = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+server, status, line, machine, round_ = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 record = json.loads(line)
-record.update(server=server, exit_status=status, machine=machine)
+record.update(server=server, exit_status=status, machine=machine, round=round_)
 print(json.dumps(record))
 PY
+        done
     done
 done
 

@@ -1,29 +1,63 @@
 """Prints the side-by-side table of one compare.sh run, with ratios against
-the C server. Usage: python3 compare_table.py results/compare-*.jsonl"""
+the C server. Usage: python3 compare_table.py results/compare-*.jsonl
+
+With several rounds per scenario (compare.sh --repeat N), each figure is the
+server's median over the rounds, and each ratio is the median of the ratios
+taken round by round (a server against C in the same round, seconds apart),
+with their range beside the p99 ratio."""
 import json
+import statistics
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-by_scenario = {}
+scenarios = {}
 for row in rows:
     key = (row.get("connections"), row.get("size"), row.get("pipeline"))
-    by_scenario.setdefault(key, {})[row["server"]] = row
+    scenarios.setdefault(key, {}).setdefault(row["server"], []).append(row)
 
+
+def median(runs, field):
+    values = [run.get(field) for run in runs if run.get(field) is not None]
+    return statistics.median(values) if values else 0
+
+
+def round_ratios(runs, c_runs, field):
+    """The ratio run/C for every round both ran in."""
+    c_by_round = {run.get("round", 1): run for run in c_runs}
+    ratios = []
+    for run in runs:
+        c = c_by_round.get(run.get("round", 1), {})
+        if run.get(field) and c.get(field):
+            ratios.append(run[field] / c[field])
+    return ratios
+
+
+def errors(run):
+    count = sum(run.get(k, 0) for k in ("mismatches", "resets", "unexpected_eofs", "failed_connects"))
+    return max(count, 1) if run.get("exit_status") else count
+
+
+rounds = max((len(runs) for servers in scenarios.values() for runs in servers.values()), default=1)
 header = (f"{'scenario':<22} {'server':<11} {'msgs/s':>10} {'p99 us':>8} {'cpu %':>6} {'rss MiB':>8} "
-          f"{'msgs/cpu-s':>11} {'vs C':>6} {'p99 vs C':>9} {'errors':>6}")
+          f"{'msgs/cpu-s':>11} {'vs C':>6} {'p99 vs C':>9}" + (f" {'(range)':>11}" if rounds > 1 else "")
+          + f" {'errors':>6}")
+if rounds > 1:
+    print(f"median of {rounds} rounds; ratios: median of the per-round ratios against C")
 print(header)
 print("-" * len(header))
-for (connections, size, pipeline), servers in by_scenario.items():
-    c = servers.get("c", {})
-    for name, row in servers.items():
-        per_cpu = row.get("msgs_per_server_cpu_s") or 0
-        ratio = per_cpu / c["msgs_per_server_cpu_s"] if c.get("msgs_per_server_cpu_s") else 0
-        p99_ratio = row.get("p99_us", 0) / c["p99_us"] if c.get("p99_us") else 0
-        errors = sum(row.get(k, 0) for k in ("mismatches", "resets", "unexpected_eofs", "failed_connects"))
-        if row.get("exit_status"):
-            errors = max(errors, 1)
+for (connections, size, pipeline), servers in scenarios.items():
+    c_runs = servers.get("c", [])
+    for name, runs in servers.items():
+        efficiency = round_ratios(runs, c_runs, "msgs_per_server_cpu_s")
+        p99 = round_ratios(runs, c_runs, "p99_us")
         scenario = f"{connections}c x {size}B x p{pipeline}"
-        print(f"{scenario:<22} {name:<11} {row.get('msgs_per_s', 0):>10.0f} {row.get('p99_us', 0):>8.0f} "
-              f"{row.get('server_cpu_percent', 0):>6.1f} {row.get('server_rss_kb', 0) / 1024:>8.1f} "
-              f"{per_cpu:>11.0f} {ratio:>6.2f} {p99_ratio:>9.2f} {errors:>6}")
+        line = (f"{scenario:<22} {name:<11} {median(runs, 'msgs_per_s'):>10.0f} {median(runs, 'p99_us'):>8.0f} "
+                f"{median(runs, 'server_cpu_percent'):>6.1f} {median(runs, 'server_rss_kb') / 1024:>8.1f} "
+                f"{median(runs, 'msgs_per_server_cpu_s'):>11.0f} "
+                f"{statistics.median(efficiency) if efficiency else 0:>6.2f} "
+                f"{statistics.median(p99) if p99 else 0:>9.2f}")
+        if rounds > 1:
+            spread = f"{min(p99):.2f}-{max(p99):.2f}" if p99 else ""
+            line += f" {spread:>11}"
+        print(line + f" {sum(errors(run) for run in runs):>6}")
     print()
