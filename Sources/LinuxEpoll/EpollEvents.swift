@@ -16,60 +16,64 @@ extension Epoll {
     ///
     /// The Python name of each member is `select.EPOLL` followed by its name in
     /// capitals: `.rdhup` is `select.EPOLLRDHUP`.
+    ///
+    /// The members are inlinable computed constants, so that testing a flag
+    /// in a loop over events compiles to a bit test, with no call.
     public struct Events: OptionSet, Sendable, Hashable, CustomStringConvertible {
         /// The raw bit mask, as the kernel reads and writes it.
         public var rawValue: UInt32
 
         /// Creates a set from a raw `EPOLL*` bit mask. Bits the kernel does not
         /// know are kept as they are.
+        @inlinable
         public init(rawValue: UInt32) {
             self.rawValue = rawValue
         }
 
         /// Data is available to read (`EPOLLIN`, 0x1; Python `select.EPOLLIN`).
-        public static let `in` = Events(rawValue: EPOLLIN.rawValue)
+        @inlinable public static var `in`: Events { Events(rawValue: EPOLLIN.rawValue) }
         /// Urgent (out-of-band) data is available to read (`EPOLLPRI`, 0x2).
-        public static let pri = Events(rawValue: EPOLLPRI.rawValue)
+        @inlinable public static var pri: Events { Events(rawValue: EPOLLPRI.rawValue) }
         /// Writing will not block (`EPOLLOUT`, 0x4).
-        public static let out = Events(rawValue: EPOLLOUT.rawValue)
+        @inlinable public static var out: Events { Events(rawValue: EPOLLOUT.rawValue) }
         /// An error condition (`EPOLLERR`, 0x8). Always reported, whether
         /// asked for or not.
-        public static let err = Events(rawValue: EPOLLERR.rawValue)
+        @inlinable public static var err: Events { Events(rawValue: EPOLLERR.rawValue) }
         /// Hang-up: both directions are shut or the peer is gone (`EPOLLHUP`,
         /// 0x10). Always reported, whether asked for or not.
-        public static let hup = Events(rawValue: EPOLLHUP.rawValue)
+        @inlinable public static var hup: Events { Events(rawValue: EPOLLHUP.rawValue) }
         /// Normal data is readable; the same as `.in` for sockets (`EPOLLRDNORM`, 0x40).
-        public static let rdnorm = Events(rawValue: EPOLLRDNORM.rawValue)
+        @inlinable public static var rdnorm: Events { Events(rawValue: EPOLLRDNORM.rawValue) }
         /// Priority band data is readable (`EPOLLRDBAND`, 0x80).
-        public static let rdband = Events(rawValue: EPOLLRDBAND.rawValue)
+        @inlinable public static var rdband: Events { Events(rawValue: EPOLLRDBAND.rawValue) }
         /// Normal data is writable; the same as `.out` for sockets (`EPOLLWRNORM`, 0x100).
-        public static let wrnorm = Events(rawValue: EPOLLWRNORM.rawValue)
+        @inlinable public static var wrnorm: Events { Events(rawValue: EPOLLWRNORM.rawValue) }
         /// Priority data is writable (`EPOLLWRBAND`, 0x200).
-        public static let wrband = Events(rawValue: EPOLLWRBAND.rawValue)
+        @inlinable public static var wrband: Events { Events(rawValue: EPOLLWRBAND.rawValue) }
         /// Unused by Linux; kept because Python exposes it (`EPOLLMSG`, 0x400).
-        public static let msg = Events(rawValue: EPOLLMSG.rawValue)
+        @inlinable public static var msg: Events { Events(rawValue: EPOLLMSG.rawValue) }
         /// The peer shut down its writing side (`EPOLLRDHUP`, 0x2000): after
         /// the data already received, reads return end of file.
-        public static let rdhup = Events(rawValue: EPOLLRDHUP.rawValue)
+        @inlinable public static var rdhup: Events { Events(rawValue: EPOLLRDHUP.rawValue) }
         /// Exclusive wake-up (`EPOLLEXCLUSIVE`, 1 << 28): when several epoll
         /// instances watch one descriptor, wake only one of them. Valid in
         /// `register` only; `modify` with it, or with `.oneshot`, fails with
         /// `EpollError.invalidArgument`.
-        public static let exclusive = Events(rawValue: EPOLLEXCLUSIVE.rawValue)
+        @inlinable public static var exclusive: Events { Events(rawValue: EPOLLEXCLUSIVE.rawValue) }
         /// Keep the system awake while the event is pending (`EPOLLWAKEUP`,
         /// 1 << 29). Python lacks it; it needs `CAP_BLOCK_SUSPEND` and is
         /// silently ignored without it.
-        public static let wakeup = Events(rawValue: EPOLLWAKEUP.rawValue)
+        @inlinable public static var wakeup: Events { Events(rawValue: EPOLLWAKEUP.rawValue) }
         /// Report one event, then disable the descriptor until `modify`
         /// re-arms it (`EPOLLONESHOT`, 1 << 30).
-        public static let oneshot = Events(rawValue: EPOLLONESHOT.rawValue)
+        @inlinable public static var oneshot: Events { Events(rawValue: EPOLLONESHOT.rawValue) }
         /// Edge-triggered (`EPOLLET`, 1 << 31): report a change once, not a
         /// state for as long as it lasts. With it, read (or write) until the
         /// call would block, or no further event comes.
-        public static let et = Events(rawValue: EPOLLET.rawValue)
+        @inlinable public static var et: Events { Events(rawValue: EPOLLET.rawValue) }
 
         /// Python's default mask for `register`: `EPOLLIN | EPOLLPRI | EPOLLOUT`.
-        public static let `default`: Events = [.in, .pri, .out]
+        @inlinable public static var `default`: Events { [.in, .pri, .out] }
 
         private static let names: [(Events, String)] = [
             (.in, "IN"), (.pri, "PRI"), (.out, "OUT"), (.err, "ERR"), (.hup, "HUP"), (.rdnorm, "RDNORM"),

@@ -119,12 +119,14 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     @inlinable
     @discardableResult
     public func select(timeout: Duration?, _ body: (SelectorKey<Data>, Interest) throws -> Void) throws -> Int {
-        let count = try openBackend().wait(timeout: timeout)
+        let backend = try openBackend()
+        let count = try backend.wait(timeout: timeout)
         var calls = 0
         for index in 0..<count {
             // A handler may close the selector, or replace registrations:
-            // look each one up afresh.
-            guard let backend else { break }
+            // check and look each one up afresh. (The backend object itself
+            // stays alive until the loop ends: no retain per event.)
+            if self.backend == nil { break }
             let (token, interest) = backend.ready(at: index)
             guard let key = table.key(forToken: token) else { continue }
             let ready = interest.intersection(key.interest)

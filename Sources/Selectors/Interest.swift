@@ -9,17 +9,18 @@ public struct Interest: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public var rawValue: UInt8
 
     /// Creates a set from its raw bits.
+    @inlinable
     public init(rawValue: UInt8) {
         self.rawValue = rawValue
     }
 
     /// Readable: data, a pending connection, end of file or an error.
     /// Python: `selectors.EVENT_READ`.
-    public static let read = Interest(rawValue: 1)
+    @inlinable public static var read: Interest { Interest(rawValue: 1) }
 
     /// Writable: room in the send buffer, a finished connect, or an error.
     /// Python: `selectors.EVENT_WRITE`.
-    public static let write = Interest(rawValue: 2)
+    @inlinable public static var write: Interest { Interest(rawValue: 2) }
 
     /// `read`, `write`, `read|write`, or `none`.
     public var description: String {

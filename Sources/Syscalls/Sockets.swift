@@ -104,7 +104,7 @@ package func system_getpeername(_ fd: CInt) -> Result<SocketAddress, Errno> {
 }
 
 /// Receives up to `buffer.count` bytes. The corresponding C function is `recv`.
-@inlinable
+@inlinable @inline(__always)
 package func system_recv(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ flags: CInt = 0) -> Result<
     Int, Errno
 > {
@@ -114,7 +114,7 @@ package func system_recv(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ 
 /// Sends up to `buffer.count` bytes, never raising SIGPIPE (`MSG_NOSIGNAL`):
 /// a peer that vanished is an `EPIPE` for one connection, never the end of
 /// the process. The corresponding C function is `send`.
-@inlinable
+@inlinable @inline(__always)
 package func system_send(_ fd: CInt, _ buffer: UnsafeRawBufferPointer, _ flags: CInt = 0) -> Result<Int, Errno> {
     valueOrErrno(.send) { send(fd, buffer.baseAddress, buffer.count, flags | CInt(MSG_NOSIGNAL)) }
 }
