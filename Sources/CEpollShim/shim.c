@@ -17,24 +17,43 @@ int cepoll_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 
 int cepoll_dup3(int fd, int target, int flags) { return dup3(fd, target, flags); }
 
-static volatile sig_atomic_t cepoll_forward_fd = -1;
+// One write end per signal number, stored as fd + 1 so that the zeroed
+// static array means "none". Read by the handler, so sig_atomic_t.
+#define CEPOLL_SIGNALS 65
+static volatile sig_atomic_t cepoll_forward_fds[CEPOLL_SIGNALS];
 
 static void cepoll_forward_handler(int signo) {
     int saved = errno;  // the interrupted code may be about to read errno
     unsigned char byte = (unsigned char)signo;
-    int fd = cepoll_forward_fd;
+    int fd = (signo > 0 && signo < CEPOLL_SIGNALS) ? (int)cepoll_forward_fds[signo] - 1 : -1;
     if (fd >= 0) (void)write(fd, &byte, 1);  // a full pipe drops the byte: one pending is enough
     errno = saved;
 }
 
 int cepoll_signal_forward(int signo, int fd) {
+    if (signo <= 0 || signo >= CEPOLL_SIGNALS || fd < 0) {
+        errno = EINVAL;
+        return -1;
+    }
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = cepoll_forward_handler;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
-    cepoll_forward_fd = fd;
-    return sigaction(signo, &action, NULL);
+    sig_atomic_t previous = cepoll_forward_fds[signo];
+    cepoll_forward_fds[signo] = fd + 1;
+    if (sigaction(signo, &action, NULL) != 0) {
+        cepoll_forward_fds[signo] = previous;
+        return -1;
+    }
+    return 0;
+}
+
+int cepoll_signal_release(int signo, int fd) {
+    if (signo <= 0 || signo >= CEPOLL_SIGNALS || cepoll_forward_fds[signo] != fd + 1) return 0;
+    int result = cepoll_signal_default(signo);
+    cepoll_forward_fds[signo] = 0;
+    return result;
 }
 
 int cepoll_signal_default(int signo) {

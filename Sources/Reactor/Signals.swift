@@ -15,8 +15,10 @@ import Syscalls
 /// }
 /// ```
 ///
-/// One process has one set of signal handlers: create one `SignalSource`
-/// per process. `close()` restores the default actions.
+/// Each signal is forwarded to one source: several sources (on several
+/// loops) may share out the signals, and a source created for a signal
+/// another one forwards takes it over. `close()` restores the default action
+/// of each of its signals that it still forwards.
 public final class SignalSource: EventSource {
     private unowned let loop: any EventLoopContext
     private let readEnd: CInt
@@ -24,6 +26,7 @@ public final class SignalSource: EventSource {
     private let signals: [CInt]
     private let handler: (CInt) -> Void
     private var id: SourceID?
+    private var isOpen = true
 
     /// Starts forwarding `signals` to `handler`, on `loop`'s thread.
     ///
@@ -65,13 +68,23 @@ public final class SignalSource: EventSource {
         }
     }
 
-    /// Restores the default actions and closes the pipe; later calls do nothing.
+    /// Restores the default actions (of the signals this source still
+    /// forwards) and closes the pipe; later calls do nothing.
     public func close() {
-        guard let id else { return }
-        for signal in signals { _ = system_signal_default(signal) }
-        loop.unregister(id)
+        guard isOpen else { return }
+        isOpen = false
+        for signal in signals { _ = system_signal_release(signal, from: writeEnd) }
+        if let id { loop.unregister(id) }
+        id = nil
         _ = system_close(readEnd)
         _ = system_close(writeEnd)
-        self.id = nil
+    }
+
+    deinit {
+        // Not closed: the loop is gone (it held this source while registered).
+        guard isOpen else { return }
+        for signal in signals { _ = system_signal_release(signal, from: writeEnd) }
+        _ = system_close(readEnd)
+        _ = system_close(writeEnd)
     }
 }

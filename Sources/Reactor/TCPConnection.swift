@@ -140,9 +140,16 @@ public final class TCPConnection: EventSource {
             id = try loop.register(self, fileDescriptor: fileDescriptor, interest: .read)
         } catch {
             _ = system_close(descriptor.rawValue)
+            descriptor = FileDescriptor(rawValue: -1)
             throw error
         }
         if let idle = options.idleTimeout { armIdleTimer(after: idle) }
+    }
+
+    deinit {
+        // Still open only if the loop let go of it without a close (the loop
+        // was released): the loop is gone, so only the socket is closed.
+        if descriptor.rawValue >= 0 { _ = system_close(descriptor.rawValue) }
     }
 
     /// Sends `bytes` now, queueing what the kernel does not take. Bytes

@@ -98,8 +98,15 @@ public final class TCPListener: EventSource {
             id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: descriptor), interest: .read)
         } catch {
             _ = system_close(descriptor)
+            descriptor = -1
             throw SocketError("watch", error.errno ?? .noMemory, address: address.description)
         }
+    }
+
+    deinit {
+        // Still open only if the loop let go of it without `close()` (the
+        // loop was released): the loop is gone, the socket need not be.
+        if descriptor >= 0 { _ = system_close(descriptor) }
     }
 
     /// Accepts up to `acceptsPerWakeup` connections.

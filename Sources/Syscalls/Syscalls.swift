@@ -179,6 +179,12 @@ package func system_signal_forward(_ signo: CInt, to fd: CInt) -> Result<Void, E
     valueOrErrno(.sigaction) { cepoll_signal_forward(signo, fd) }.map { _ in () }
 }
 
+/// Restores the default action of `signo` if it is still forwarded to `fd`
+/// (another forward since then wins). The corresponding C function is `sigaction`.
+package func system_signal_release(_ signo: CInt, from fd: CInt) -> Result<Void, Errno> {
+    valueOrErrno(.sigaction) { cepoll_signal_release(signo, fd) }.map { _ in () }
+}
+
 /// Restores the default action of `signo`. The corresponding C function is `sigaction`.
 package func system_signal_default(_ signo: CInt) -> Result<Void, Errno> {
     valueOrErrno(.sigaction) { cepoll_signal_default(signo) }.map { _ in () }

@@ -6,7 +6,8 @@ public struct ServerStats: Sendable, Equatable, CustomStringConvertible {
     public var accepted = 0
     /// Connections closed since the start.
     public var closed = 0
-    /// Connections refused because `maxConnections` was reached.
+    /// Connections closed at once on arrival: `maxConnections` was reached,
+    /// or the selector could not watch them (select's descriptor 1024).
     public var refused = 0
     /// Connections closed by the idle timeout.
     public var idleClosed = 0

@@ -143,6 +143,8 @@ public final class UpperEchoServer: TCPConnectionHandler {
             counters.open = connections.count
             verbose?("fd \(fileDescriptor.rawValue) accepted")
         } catch {
+            // TCPConnection closed it. Select's limit (descriptor 1024) ends here.
+            counters.refused += 1
             logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
         }
     }

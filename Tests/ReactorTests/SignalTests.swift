@@ -1,3 +1,4 @@
+import Selectors
 import CEpollShim
 import Foundation
 import Glibc
@@ -53,6 +54,57 @@ struct SignalTests {
         try system_kill(system_getpid(), SIGUSR2).get()
         #expect(try drive(loop, timeout: .seconds(5)) { received.count == 2 })
         #expect(received == [SIGUSR2, SIGUSR2])
+    }
+
+    // SIGWINCH besides SIGUSR2: its default action is to be ignored, so a
+    // stray one cannot end the test process.
+    @Test("two sources share out the signals; one that took a signal over keeps it when the first closes")
+    func sourcesShareOutSignals() throws {
+        let loop = try makeLoop()
+        var first: [CInt] = []
+        var second: [CInt] = []
+        let a = try SignalSource(loop: loop, signals: [SIGUSR2, SIGWINCH]) { first.append($0) }
+        let b = try SignalSource(loop: loop, signals: [SIGWINCH]) { second.append($0) }
+        defer {
+            a.close()
+            b.close()
+        }
+        try system_kill(system_getpid(), SIGUSR2).get()
+        try system_kill(system_getpid(), SIGWINCH).get()
+        #expect(try drive(loop, timeout: .seconds(5)) { first.count + second.count == 2 })
+        #expect(first == [SIGUSR2], "SIGUSR2 goes to the first source only")
+        #expect(second == [SIGWINCH], "SIGWINCH goes to the source that took it over")
+
+        a.close()
+        #expect(isDefaultAction(SIGUSR2), "closing the first did not restore SIGUSR2")
+        #expect(!isDefaultAction(SIGWINCH), "closing the first took SIGWINCH from the second")
+        try system_kill(system_getpid(), SIGWINCH).get()
+        #expect(try drive(loop, timeout: .seconds(5)) { second.count == 2 })
+        #expect(first == [SIGUSR2])
+
+        b.close()
+        #expect(isDefaultAction(SIGWINCH))
+    }
+
+    @Test("a source released with its loop, never closed, restores the default action")
+    func sourceReleasedWithItsLoop() throws {
+        do {
+            let loop = try makeLoop()
+            _ = try SignalSource(loop: loop, signals: [SIGWINCH]) { _ in }
+            #expect(!isDefaultAction(SIGWINCH))
+        }
+        #expect(isDefaultAction(SIGWINCH), "the released source left its handler installed")
+    }
+
+    @Test("a source that cannot install a handler (SIGKILL) throws and leaves nothing registered")
+    func failedSourceLeavesNothing() throws {
+        let loop = try makeLoop()
+        let baseline = loop.sourceCount
+        #expect(throws: SelectorError.system(.invalidArgument)) {
+            _ = try SignalSource(loop: loop, signals: [SIGWINCH, SIGKILL]) { _ in }
+        }
+        #expect(loop.sourceCount == baseline)
+        #expect(isDefaultAction(SIGWINCH), "the handler installed before the failure was left behind")
     }
 }
 

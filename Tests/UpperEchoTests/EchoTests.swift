@@ -108,6 +108,7 @@ extension UpperEchoTests {
                 #expect(stats["accepted"] == capacity + 3)
                 #expect(stats["open"] == capacity)
                 #expect(stats["closed"] == 1, "refused connections are not counted as closed")
+                #expect(stats["refused"] == 2, "the two connections over the limit are counted as refused")
             }
         }
     }

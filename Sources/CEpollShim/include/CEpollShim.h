@@ -104,9 +104,15 @@ static inline int cepoll_getpeername(int fd, struct sockaddr *address, socklen_t
 /// Installs a handler for `signo` that writes the signal number, as one
 /// byte, to `fd` (the write end of a non-blocking pipe): the self-pipe trick.
 /// The handler does nothing else, so all real work happens on the event loop,
-/// never in signal context. One descriptor serves every forwarded signal.
-/// Returns 0, or -1 with errno set.
+/// never in signal context. Each signal has its own descriptor; forwarding
+/// a signal again replaces it. Returns 0, or -1 with errno set (EINVAL for a
+/// signal number out of range).
 int cepoll_signal_forward(int signo, int fd);
+
+/// Restores the default action of `signo` if it is still forwarded to `fd`;
+/// otherwise (forwarded elsewhere since) leaves it alone. Returns 0, or -1
+/// with errno set.
+int cepoll_signal_release(int signo, int fd);
 
 /// Restores the default action of `signo`. Returns 0, or -1 with errno set.
 int cepoll_signal_default(int signo);
