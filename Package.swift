@@ -91,7 +91,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Syscalls"],
+            dependencies: ["Syscalls", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/TestSupport"
         ),
         .testTarget(

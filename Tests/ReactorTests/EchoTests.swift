@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 import UpperEcho
 
@@ -109,7 +110,7 @@ struct EchoTests {
         // Well before the grace period: the loop stops once every connection closed.
         try server.loopThread.join(timeout: .seconds(10))
         // The listener is closed too: nothing accepts on the port any more.
-        #expect(throws: StepError.self) { try TestClient(port: server.port) }
+        #expect(throws: ClientError.self) { try TestClient(port: server.port) }
         #expect(server.loopThread.loop.sourceCount == 1, "only the loop's own wake-up should be left")
     }
 }

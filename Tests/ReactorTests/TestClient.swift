@@ -1,9 +1,9 @@
-import TestSupport
 import CEpollShim
 import Foundation
 import Synchronization
 import Syscalls
 import SystemPackage
+import TestSupport
 
 /// A plain blocking TCP client on 127.0.0.1. Every `recv` and `send` gives up
 /// after `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server fails a
@@ -16,36 +16,10 @@ final class TestClient: @unchecked Sendable {
     /// before connecting so that the window is small from the start) makes the
     /// server's queue fill sooner.
     init(port: UInt16, timeout: Duration = .seconds(5), receiveBuffer: CInt? = nil) throws {
-        let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
-        fd = try system_socket(AF_INET, type).mapError { StepError("socket", $0) }.get()
-        do {
-            try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { StepError("SO_RCVTIMEO", $0) }.get()
-            try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { StepError("SO_SNDTIMEO", $0) }.get()
-            if let receiveBuffer {
-                try system_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, receiveBuffer)
-                    .mapError { StepError("SO_RCVBUF", $0) }.get()
-            }
-            try Self.connect(fd, port: port)
-        } catch {
-            close()
-            throw error
-        }
+        fd = try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer)
     }
 
     deinit { close() }
-
-    /// Connects, riding out a signal: an interrupted `connect` goes on in the
-    /// background (the SIGUSR2 test raises one on the whole process).
-    private static func connect(_ fd: CInt, port: UInt16) throws {
-        let address = SocketAddress(host: "127.0.0.1", port: port)!
-        var result = system_connect(fd, address)
-        while case .failure(let errno) = result, errno == .interrupted || errno == .alreadyInProcess {
-            Thread.sleep(forTimeInterval: 0.001)
-            result = system_connect(fd, address)
-        }
-        if case .failure(.socketIsConnected) = result { return }
-        try result.mapError { StepError("connect", $0) }.get()
-    }
 
     /// The client's own port, which the server sees as the peer's.
     var localPort: UInt16 { (try? system_getsockname(fd).get().port) ?? 0 }

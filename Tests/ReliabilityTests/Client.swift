@@ -1,12 +1,7 @@
 import Foundation
-import SystemPackage
 import Syscalls
-
-/// What went wrong in a client step, so that a failing test says which step.
-struct ClientError: Error, CustomStringConvertible {
-    var description: String
-    init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
-}
+import SystemPackage
+import TestSupport
 
 /// Python's `bytes.upper()` of one byte, written independently of the
 /// server's version: the byte values 97...122 lose 32, every other byte stays.
@@ -104,32 +99,14 @@ final class Client: @unchecked Sendable {
     /// autotuning off: on loopback it grows them to megabytes, which would
     /// hide a slow reader from the server.
     init(port: UInt16, timeout: Duration = .seconds(10), receiveBuffer: CInt? = nil, sendBuffer: CInt? = nil) throws {
-        let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
-        fd = try system_socket(AF_INET, type).mapError { ClientError("socket", $0) }.get()
-        do {
-            try setTimeout(timeout)
-            if let receiveBuffer {
-                try system_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, receiveBuffer)
-                    .mapError { ClientError("SO_RCVBUF", $0) }.get()
-            }
-            if let sendBuffer {
-                try system_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, sendBuffer)
-                    .mapError { ClientError("SO_SNDBUF", $0) }.get()
-            }
-            try system_connect(fd, SocketAddress(host: "127.0.0.1", port: port)!)
-                .mapError { ClientError("connect", $0) }.get()
-        } catch {
-            close()
-            throw error
-        }
+        fd = try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer, sendBuffer: sendBuffer)
     }
 
     deinit { close() }
 
     /// Sets how long a `recv` or a `send` may block.
     func setTimeout(_ timeout: Duration) throws {
-        try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { ClientError("SO_RCVTIMEO", $0) }.get()
-        try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { ClientError("SO_SNDTIMEO", $0) }.get()
+        try setClientTimeout(fd, timeout)
     }
 
     /// `TCP_NODELAY`: each small `send` leaves as its own segment.

@@ -38,12 +38,7 @@ final class ServerProcess {
 
     /// Asks for a `stats` line with SIGHUP and returns its counters by name,
     /// or `nil` if no new line came within 5 s.
-    func stats() -> [String: Int]? {
-        let before = child.output.lines.count { $0.hasPrefix("stats ") }
-        child.send(SIGHUP)
-        guard waitUntil({ child.output.lines.count { $0.hasPrefix("stats ") } > before }) else { return nil }
-        return Self.counters(in: child.output.lines.last { $0.hasPrefix("stats ") }!)
-    }
+    func stats() -> [String: Int]? { child.stats() }
 
     /// The counters of the `stopped` line the server logs on standard error
     /// as it exits, once the process has ended.
@@ -51,23 +46,11 @@ final class ServerProcess {
         guard waitUntil({ child.errors.reachedEnd }),
             let line = child.errors.lines.last(where: { $0.hasSuffix("stopped") })
         else { return nil }
-        return Self.counters(in: line)
-    }
-
-    /// The `key=value` pairs of a stats line.
-    static func counters(in line: Substring) -> [String: Int] {
-        var counters: [String: Int] = [:]
-        for pair in line.split(separator: " ") {
-            let parts = pair.split(separator: "=")
-            if parts.count == 2, let value = Int(parts[1]) { counters[String(parts[0])] = value }
-        }
-        return counters
+        return statsCounters(in: line)
     }
 
     /// The descriptors the server holds: the entries of `/proc/PID/fd`.
-    func openDescriptors() -> [CInt] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { CInt($0) }
-    }
+    func openDescriptors() -> [CInt] { child.openDescriptors() }
 
     /// How many descriptors the server holds.
     func openDescriptorCount() -> Int { openDescriptors().count }

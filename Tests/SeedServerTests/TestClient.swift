@@ -1,12 +1,7 @@
 import Foundation
-import SystemPackage
 import Syscalls
-
-/// What went wrong in a client step, so a failing test says which step.
-struct ClientError: Error, CustomStringConvertible {
-    var description: String
-    init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
-}
+import SystemPackage
+import TestSupport
 
 /// A plain blocking TCP client. Every `recv` and `send` gives up after
 /// `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server makes a test
@@ -18,21 +13,7 @@ final class TestClient {
     /// set before connecting so the window is small from the start) makes the
     /// server's socket buffer fill up sooner.
     init(port: UInt16, timeout: Duration = .seconds(5), receiveBuffer: CInt? = nil) throws {
-        let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
-        fd = try system_socket(AF_INET, type).mapError { ClientError("socket", $0) }.get()
-        do {
-            try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { ClientError("SO_RCVTIMEO", $0) }.get()
-            try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { ClientError("SO_SNDTIMEO", $0) }.get()
-            if let receiveBuffer {
-                try system_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, receiveBuffer)
-                    .mapError { ClientError("SO_RCVBUF", $0) }.get()
-            }
-            let address = SocketAddress(host: "127.0.0.1", port: port)!
-            try system_connect(fd, address).mapError { ClientError("connect", $0) }.get()
-        } catch {
-            close()
-            throw error
-        }
+        fd = try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer)
     }
 
     deinit { close() }

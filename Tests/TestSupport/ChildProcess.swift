@@ -21,6 +21,7 @@ public final class OutputCollector: Sendable {
     private let bytes = Mutex<[UInt8]>([])
     private let ended = Atomic<Bool>(false)
 
+    /// Starts a thread that reads `handle` until its end.
     public init(reading handle: FileHandle) {
         let fd = handle.fileDescriptor
         Thread { [self] in
@@ -46,10 +47,13 @@ public final class OutputCollector: Sendable {
 /// child process, its standard output and error collected. Call `stop()` in
 /// a `defer`: it ends the child whatever happened.
 public final class ChildProcess {
+    /// The running process.
     public let process = Process()
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
+    /// What the child writes to its standard output.
     public let output: OutputCollector
+    /// What the child writes to its standard error.
     public let errors: OutputCollector
 
     /// The path of `name`, built next to the test bundle: the test target
@@ -95,7 +99,9 @@ public final class ChildProcess {
         if case .failure(let error) = outcome.withLock({ $0 })! { throw error }
     }
 
+    /// The child's process ID.
     public var pid: pid_t { process.processIdentifier }
+    /// Whether the child is still running.
     public var isRunning: Bool { process.isRunning }
 
     /// Sends `signal` to the child if it still runs.
@@ -140,6 +146,7 @@ public final class ChildProcess {
 
 /// Why a child could not be started or did not behave.
 public struct SpawnError: Error, CustomStringConvertible {
+    /// What went wrong.
     public var description: String
 
     /// Creates an error with its message.

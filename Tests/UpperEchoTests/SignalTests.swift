@@ -1,5 +1,6 @@
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 
 extension UpperEchoTests {
@@ -9,7 +10,7 @@ extension UpperEchoTests {
             guard waitUntil({ server.errors.reachedEnd }),
                 let line = server.errors.lines.last(where: { $0.hasSuffix("stopped") })
             else { return nil }
-            return UpperEchoProcess.counters(in: line)
+            return statsCounters(in: line)
         }
 
         @Test(arguments: [SIGTERM, SIGINT])

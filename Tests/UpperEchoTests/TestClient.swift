@@ -1,12 +1,7 @@
 import Foundation
-import SystemPackage
 import Syscalls
-
-/// What went wrong in a client step, so a failing test says which step.
-struct ClientError: Error, CustomStringConvertible {
-    var description: String
-    init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
-}
+import SystemPackage
+import TestSupport
 
 /// How a connection looked from the client after a `recv`.
 enum Ending: Equatable, CustomStringConvertible {
@@ -54,24 +49,14 @@ final class TestClient {
 
     /// Connects to `127.0.0.1:port`.
     init(port: UInt16, timeout: Duration = .seconds(5)) throws {
-        let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
-        fd = try system_socket(AF_INET, type).mapError { ClientError("socket", $0) }.get()
-        do {
-            try setTimeout(timeout)
-            try system_connect(fd, SocketAddress(host: "127.0.0.1", port: port)!)
-                .mapError { ClientError("connect", $0) }.get()
-        } catch {
-            close()
-            throw error
-        }
+        fd = try openClientSocket(port: port, timeout: timeout)
     }
 
     deinit { close() }
 
     /// Sets how long a `recv` or a `send` may block.
     func setTimeout(_ timeout: Duration) throws {
-        try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { ClientError("SO_RCVTIMEO", $0) }.get()
-        try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { ClientError("SO_SNDTIMEO", $0) }.get()
+        try setClientTimeout(fd, timeout)
     }
 
     /// Sends all of `bytes`, however many `send` calls it takes.

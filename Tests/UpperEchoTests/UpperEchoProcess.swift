@@ -42,28 +42,10 @@ final class UpperEchoProcess {
 
     /// Asks for a `stats` line with SIGHUP and returns its counters by name,
     /// or `nil` if no new line came within 5 s.
-    func stats() -> [String: Int]? {
-        let before = output.lines.count { $0.hasPrefix("stats ") }
-        send(SIGHUP)
-        guard waitUntil({ output.lines.count { $0.hasPrefix("stats ") } > before }) else { return nil }
-        return Self.counters(in: output.lines.last { $0.hasPrefix("stats ") }!)
-    }
-
-    /// The `key=value` pairs of a stats line.
-    static func counters(in line: Substring) -> [String: Int] {
-        var counters: [String: Int] = [:]
-        for pair in line.split(separator: " ") {
-            let parts = pair.split(separator: "=")
-            if parts.count == 2, let value = Int(parts[1]) { counters[String(parts[0])] = value }
-        }
-        return counters
-    }
+    func stats() -> [String: Int]? { child.stats() }
 
     /// The descriptors the server holds, from `/proc/PID/fd`.
-    func openDescriptors() -> [CInt] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-        return names.compactMap { CInt($0) }.sorted()
-    }
+    func openDescriptors() -> [CInt] { child.openDescriptors() }
 
     /// The CPU time (user + system) the server has used so far, from
     /// `/proc/PID/stat` (fields 14 and 15, in clock ticks).

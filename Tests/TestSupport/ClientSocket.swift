@@ -1,0 +1,60 @@
+import Foundation
+import Syscalls
+import SystemPackage
+
+/// What went wrong in a client step (`"connect: Connection refused"`), so
+/// that a failing test says which step.
+public struct ClientError: Error, CustomStringConvertible {
+    /// The step and the errno.
+    public var description: String
+    /// The error of `step`, which failed with `errno`.
+    public init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
+}
+
+/// Opens a blocking TCP socket connected to `127.0.0.1:port`, the start of
+/// every test client. Its `recv` and `send` give up after `timeout`
+/// (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server fails a test instead
+/// of hanging it. `receiveBuffer` and `sendBuffer` set `SO_RCVBUF` and
+/// `SO_SNDBUF` before connecting (the window is small from the start, and the
+/// kernel's autotuning, which on loopback grows buffers to megabytes and
+/// would hide a slow reader, is off). A signal that interrupts `connect`
+/// does not fail it: the connection goes on in the background and is waited
+/// for. On failure the socket is closed.
+public func openClientSocket(
+    port: UInt16,
+    timeout: Duration,
+    receiveBuffer: CInt? = nil,
+    sendBuffer: CInt? = nil
+) throws -> CInt {
+    let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
+    let fd = try system_socket(AF_INET, type).mapError { ClientError("socket", $0) }.get()
+    do {
+        try setClientTimeout(fd, timeout)
+        if let receiveBuffer {
+            try system_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, receiveBuffer).mapError { ClientError("SO_RCVBUF", $0) }
+                .get()
+        }
+        if let sendBuffer {
+            try system_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, sendBuffer).mapError { ClientError("SO_SNDBUF", $0) }
+                .get()
+        }
+        let address = SocketAddress(host: "127.0.0.1", port: port)!
+        var result = system_connect(fd, address)
+        while case .failure(let errno) = result, errno == .interrupted || errno == .alreadyInProcess {
+            Thread.sleep(forTimeInterval: 0.001)
+            result = system_connect(fd, address)
+        }
+        if case .failure(.socketIsConnected) = result { return fd }
+        try result.mapError { ClientError("connect", $0) }.get()
+        return fd
+    } catch {
+        _ = system_close(fd)
+        throw error
+    }
+}
+
+/// Sets how long a `recv` or a `send` on `fd` may block.
+public func setClientTimeout(_ fd: CInt, _ timeout: Duration) throws {
+    try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { ClientError("SO_RCVTIMEO", $0) }.get()
+    try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { ClientError("SO_SNDTIMEO", $0) }.get()
+}
