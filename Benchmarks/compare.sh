@@ -12,6 +12,9 @@
 # (so that a drift of the machine hits all servers alike), and the table
 # shows each server's median, with ratios taken round by round against C.
 #
+# The server "baseline" is the upper-echo binary named by UPPER_ECHO_BASELINE
+# (built from an older commit), for a before/after in one run.
+#
 # Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
 #                              [--repeat N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
 set -euo pipefail
@@ -54,6 +57,8 @@ peers="$here/.build/release"
 server_command() {
     case "$1" in
         upper-echo) echo "$bin/upper-echo --port 0 --log-level error" ;;
+        # Another build of upper-echo (an older commit), for a before/after.
+        baseline) echo "${UPPER_ECHO_BASELINE:?set UPPER_ECHO_BASELINE to an upper-echo binary} --port 0 --log-level error" ;;
         c) echo "$peers/c-upper-echo 0" ;;
         nio) echo "$peers/nio-upper-echo 0" ;;
         python) echo "python3 $here/peers/python_upper_echo.py 0" ;;
