@@ -9,7 +9,7 @@ extension LoadLoop {
             sweepConnects()
         case .running:
             releaseScheduled()
-            if now >= measurement.windowStart { probe?.windowStarted(at: now) }
+            if !windowOpened && now >= measurement.windowStart { openWindowOrWait() }
             if now >= measurement.windowEnd {
                 probe?.windowEnded(at: now)
                 // The last, partial second gets its progress line too.
@@ -36,6 +36,7 @@ extension LoadLoop {
         measurement.windowStart = now + plan.warmupNanoseconds
         measurement.windowEnd = measurement.windowStart + plan.durationNanoseconds
         measurement.startInterval(at: now)
+        awaitingFirstReply = alive
         guard alive > 0 else {
             phase = .done
             return
@@ -48,6 +49,25 @@ extension LoadLoop {
                 issue(index)
             }
         }
+    }
+
+    /// The warm-up is over: open the measured window, unless (closed loop)
+    /// some connection has not had its first reply yet. Then wait, up to
+    /// `maxWarmupExtension`: a connection whose handshake the server's full
+    /// accept queue dropped is retransmitted for seconds, and counting from
+    /// before it is served would report as starved a connection the server
+    /// never had. A connection still unanswered after that is counted from
+    /// the window's start, and shows as the least served.
+    private mutating func openWindowOrWait() {
+        if plan.rate == nil && awaitingFirstReply > 0
+            && now < started + plan.warmupNanoseconds + Self.maxWarmupExtension
+        {
+            measurement.windowStart = now + 10_000_000  // look again in 10 ms
+            measurement.windowEnd = measurement.windowStart + plan.durationNanoseconds
+            return
+        }
+        windowOpened = true
+        probe?.windowStarted(at: now)
     }
 
     /// Open loop: hands each message whose time has come to its connection.

@@ -23,6 +23,9 @@ struct LoadLoop {
     static let readBufferSize = 64 * 1024
     static let drainTime: Int64 = 2_000_000_000
     static let progressInterval: Int64 = 1_000_000_000
+    /// The longest the warm-up waits, past `--warmup`, for connections that
+    /// have not had their first reply (see `openWindowOrWait`).
+    static let maxWarmupExtension: Int64 = 10_000_000_000
     /// The token of the open-loop timer; connection tokens never reach it.
     static let timerToken = UInt64.max
 
@@ -43,6 +46,10 @@ struct LoadLoop {
     var inFlightTotal = 0
     /// Connections established and not closed.
     var alive = 0
+    /// Established connections still waiting for their first reply.
+    var awaitingFirstReply = 0
+    /// Whether the measured window has begun.
+    var windowOpened = false
     var started: Int64 = 0
     var nextProgress: Int64 = 0
     var drainEnd: Int64 = 0
@@ -110,7 +117,7 @@ struct LoadLoop {
         switch phase {
         case .connecting: deadline = min(deadline, connector.nextSweep)
         case .running:
-            deadline = min(deadline, measurement.windowEnd)
+            deadline = min(deadline, windowOpened ? measurement.windowEnd : measurement.windowStart)
             if let schedule { armTimer(at: schedule.time(global: nextGlobal)) }
         case .draining: deadline = min(deadline, drainEnd)
         case .done: deadline = now
@@ -157,12 +164,14 @@ struct LoadLoop {
             case .success(let count):
                 now = monotonicNanoseconds()
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+                let firstReply = connections[index].recvSeq == 0
                 switch connections[index].receive(
                     bytes, payload: payload, origins: origins, pipeline: pipeline, now: now,
                     measurement: &measurement)
                 {
                 case .matched(let completed):
                     inFlightTotal -= completed
+                    if firstReply && completed > 0 { awaitingFirstReply -= 1 }
                 case .mismatch(let offset):
                     describeMismatch(index, bytes[offset...])
                     measurement.errors.mismatches += 1
@@ -234,6 +243,7 @@ struct LoadLoop {
     /// Closes connection `index` for good.
     mutating func close(_ index: Int) {
         if connections[index].state == .established {
+            if connections[index].recvSeq == 0 && phase != .connecting { awaitingFirstReply -= 1 }
             alive -= 1
             inFlightTotal -= connections[index].inFlight
         }

@@ -12,7 +12,9 @@ struct Options: ParsableCommand {
             then keeps --pipeline messages of --size random bytes in flight on each (closed loop), \
             or sends --rate messages per second in all (open loop, latency from the scheduled send \
             time). Replies completed during --warmup are checked but not counted; then --duration \
-            seconds are measured. A progress line goes to standard error each second; the report \
+            seconds are measured. In the closed loop the warm-up also lasts until every connection \
+            has had a reply (at most 10 s more), so that the least-served count measures the \
+            server, not a handshake still being retransmitted. A progress line goes to standard error each second; the report \
             (or --json) to standard output.
             Exit status: 0 when every reply matched and no connection failed; 1 otherwise \
             (mismatches, resets, unexpected EOFs, failed connects).

@@ -1,0 +1,152 @@
+import CEpollShim
+import Foundation
+import Syscalls
+import Testing
+
+/// echo-load is the judge of every figure in BENCHMARKS.md and of scenario 1
+/// here: these tests point it at servers that misbehave on purpose and check
+/// that it notices, counts and fails.
+@Suite("echo-load against faulty servers", .timeLimit(.minutes(2)))
+struct EchoLoadTests {
+    @Test("replies that are not upper-cased are counted as mismatches, and the exit status is 1")
+    func mismatchesFail() throws {
+        let server = try FaultyServer(.echoUnchanged)
+        defer { server.close() }
+        let (load, report) = try runEchoLoad(port: server.port, ["--connections", "1", "--duration", "1"])
+        #expect(number(report, "mismatches") >= 1)
+        #expect(load.child.exited(with: 1), "\(load.child.termination)")
+    }
+
+    @Test("a server that resets mid-exchange is counted, and the exit status is 1")
+    func resetsFail() throws {
+        let server = try FaultyServer(.resetAfterFirstRead)
+        defer { server.close() }
+        let (load, report) = try runEchoLoad(port: server.port, ["--connections", "1", "--duration", "1"])
+        #expect(number(report, "resets") + number(report, "unexpected_eofs") >= 1)
+        #expect(load.child.exited(with: 1), "\(load.child.termination)")
+    }
+
+    @Test("a server that closes with replies owed is an unexpected end of file, and the exit status is 1")
+    func unexpectedEndOfFileFails() throws {
+        let server = try FaultyServer(.closeAfterFirstRead)
+        defer { server.close() }
+        let (load, report) = try runEchoLoad(port: server.port, ["--connections", "1", "--duration", "1"])
+        #expect(number(report, "unexpected_eofs") >= 1)
+        #expect(load.child.exited(with: 1), "\(load.child.termination)")
+    }
+
+    @Test("nothing listening: the connect is retried, then counted as failed, and the exit status is 1")
+    func refusedConnectsFail() throws {
+        // Bound but not listening: connects to it are refused, and no other
+        // test can take the port while it is held.
+        let fd = try system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)).get()
+        defer { _ = system_close(fd) }
+        try system_bind(fd, SocketAddress(host: "127.0.0.1", port: 0)!).get()
+        let port = try system_getsockname(fd).get().port
+        let (load, report) = try runEchoLoad(port: port, ["--connections", "1", "--duration", "1"])
+        #expect(number(report, "failed_connects") == 1)
+        #expect(number(report, "connect_retries") >= 1)
+        #expect(load.child.exited(with: 1), "\(load.child.termination)")
+    }
+
+    @Test("a connection the server serves late does not count as starved: the window waits for its first reply")
+    func windowWaitsForEveryFirstReply() throws {
+        // The server accepts the second connection 2 s after the first; the
+        // warm-up asked for is 0.2 s and the window 1 s. Counted from 0.2 s,
+        // the late connection would have no reply in the window.
+        let server = try FaultyServer(.acceptSecondAfter(.seconds(2)))
+        defer { server.close() }
+        let started = ContinuousClock.now
+        let (load, report) = try runEchoLoad(
+            port: server.port, ["--connections", "2", "--warmup", "0.2", "--duration", "1"])
+        #expect(load.child.exited(with: 0), "\(load.child.termination)")
+        #expect(number(report, "min_conn_msgs") >= 1, "the late connection was counted as starved")
+        #expect(ContinuousClock.now - started >= .seconds(3), "the window did not wait for the late connection")
+    }
+}
+
+/// Runs echo-load to its end and returns it with its JSON report.
+private func runEchoLoad(port: UInt16, _ arguments: [String]) throws -> (EchoLoadProcess, [String: Any]) {
+    let load = try EchoLoadProcess(port: port, arguments)
+    guard load.child.waitForExit(timeout: .seconds(60)) else {
+        load.child.kill()
+        throw SpawnError(description: "echo-load did not end; stderr: \(load.child.errors.text.suffix(500))")
+    }
+    guard let report = load.report() else {
+        throw SpawnError(description: "no JSON report; stderr: \(load.child.errors.text.suffix(500))")
+    }
+    return (load, report)
+}
+
+private func number(_ report: [String: Any], _ key: String) -> Double {
+    EchoLoadProcess.number(report, key) ?? -1
+}
+
+/// A blocking server on 127.0.0.1 that gets the service wrong in one chosen
+/// way. Each connection is served on a thread of its own.
+final class FaultyServer: @unchecked Sendable {
+    enum Fault {
+        /// Sends every byte back as it came, not upper-cased.
+        case echoUnchanged
+        /// Reads once, then closes with `SO_LINGER` 0: a reset.
+        case resetAfterFirstRead
+        /// Reads once, then closes gracefully without replying.
+        case closeAfterFirstRead
+        /// Serves correctly, but accepts the second connection only after
+        /// `delay` (the kernel completes its handshake meanwhile).
+        case acceptSecondAfter(Duration)
+    }
+
+    let port: UInt16
+    private let listener: CInt
+
+    init(_ fault: Fault) throws {
+        listener = try system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)).get()
+        try system_bind(listener, SocketAddress(host: "127.0.0.1", port: 0)!).get()
+        try system_listen(listener, 16).get()
+        port = try system_getsockname(listener).get().port
+        let listener = self.listener
+        Thread {
+            var accepted = 0
+            while case .success(let fd) = system_accept4(listener, CInt(SOCK_CLOEXEC.rawValue)) {
+                accepted += 1
+                Thread { Self.serve(fd, fault) }.start()
+                if case .acceptSecondAfter(let delay) = fault, accepted == 1 {
+                    Thread.sleep(forTimeInterval: Double(delay.components.seconds))
+                }
+            }
+        }.start()
+    }
+
+    /// Stops accepting (the blocked `accept` returns with an error).
+    func close() {
+        _ = system_shutdown(listener, CInt(SHUT_RDWR))
+        _ = system_close(listener)
+    }
+
+    private static func serve(_ fd: CInt, _ fault: Fault) {
+        defer { _ = system_close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { system_recv(fd, $0) }
+            guard case .success(let n) = count, n > 0 else { return }
+            switch fault {
+            case .resetAfterFirstRead:
+                _ = system_setsockopt_linger(fd, on: true, seconds: 0)
+                return
+            case .closeAfterFirstRead:
+                return
+            case .echoUnchanged:
+                break
+            case .acceptSecondAfter:
+                for index in 0..<n { buffer[index] = pythonUpper(buffer[index]) }
+            }
+            var sent = 0
+            while sent < n {
+                let result = buffer.withUnsafeBytes { system_send(fd, UnsafeRawBufferPointer(rebasing: $0[sent..<n])) }
+                guard case .success(let m) = result else { return }
+                sent += m
+            }
+        }
+    }
+}
