@@ -42,7 +42,10 @@ public protocol EventLoopContext: AnyObject {
     @discardableResult
     func schedule(at deadline: UInt64, _ body: @escaping () -> Void) -> TimerID
 
-    /// Runs `body` every `interval`, first `interval` from now.
+    /// Runs `body` every `interval`, first `interval` from now, until
+    /// cancelled. The loop keeps `body` as long as the timer lives: a `body`
+    /// that captures the loop strongly keeps the loop alive too; capture it
+    /// `unowned`.
     @discardableResult
     func scheduleRepeating(every interval: Duration, _ body: @escaping () -> Void) -> TimerID
 

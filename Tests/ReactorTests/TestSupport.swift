@@ -33,15 +33,23 @@ struct StepError: Error, CustomStringConvertible {
 /// A body running on its own `Thread`, whose result the test waits for with
 /// a bound, so that a stuck body fails the test instead of hanging it.
 final class Background<Value: Sendable>: Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private let outcome = Mutex<Result<Value, any Error>?>(nil)
+    /// What the thread and the waiters share. The thread's closure holds
+    /// only this, not the `Background`, which holds the `Thread`: no cycle,
+    /// so that a finished body and what it captured are released.
+    private final class Shared: Sendable {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<Value, any Error>?>(nil)
+    }
+    private let shared = Shared()
+    private var done: DispatchSemaphore { shared.done }
     private let threadBox = Mutex<Unchecked<Thread>?>(nil)
 
     init(_ body: @escaping @Sendable () throws -> Value) {
-        let thread = Thread { [self] in
+        let shared = self.shared
+        let thread = Thread {
             let result = Result { try body() }
-            outcome.withLock { $0 = result }
-            done.signal()
+            shared.outcome.withLock { $0 = result }
+            shared.done.signal()
         }
         threadBox.withLock { $0 = Unchecked(thread) }
         thread.start()
@@ -58,7 +66,7 @@ final class Background<Value: Sendable>: Sendable {
             throw StepError("the background thread did not finish within \(timeout)")
         }
         done.signal()  // later joins return at once
-        return try outcome.withLock { $0! }.get()
+        return try shared.outcome.withLock { $0! }.get()
     }
 }
 

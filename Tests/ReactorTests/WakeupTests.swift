@@ -76,7 +76,9 @@ struct WakeupTests {
     func stopFromInsideTheLoop() throws {
         let loop = try makeLoop()
         var ticks = 0
-        loop.scheduleRepeating(every: .milliseconds(1)) {
+        // unowned: the loop keeps its timers, so a timer that kept the loop
+        // would keep both alive forever.
+        loop.scheduleRepeating(every: .milliseconds(1)) { [unowned loop] in
             ticks += 1
             if ticks == 3 { loop.stop() }
         }
