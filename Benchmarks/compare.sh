@@ -21,6 +21,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 export PATH="/opt/swift/usr/bin:$PATH"
+# shellcheck source=Benchmarks/common.sh
+. "$here/common.sh"
 
 duration=5
 warmup=1
@@ -79,12 +81,7 @@ for scenario in "${scenarios[@]}"; do
             # shellcheck disable=SC2046
             taskset -c 0 $(server_command "$server") >"$out" 2>/dev/null &
             pid=$!
-            port=""
-            for _ in $(seq 100); do
-                port="$(sed -n 's/^listening on [^ ]*:\([0-9]*\) .*/\1/p' "$out")"
-                [ -n "$port" ] && break
-                sleep 0.05
-            done
+            port="$(listening_port "$out")"
             if [ -z "$port" ]; then echo "$server did not start" >&2; kill "$pid" 2>/dev/null; continue; fi
             echo "== $server: $connections connections x $size B x pipeline $pipeline (round $round/$repeat)" >&2
             status=0

@@ -9,6 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 export PATH="/opt/swift/usr/bin:$PATH"
+# shellcheck source=Benchmarks/common.sh
+. "$here/common.sh"
 connections="${1:-10000}"
 shift || true
 servers=("$@")
@@ -34,12 +36,7 @@ for server in "${servers[@]}"; do
     # shellcheck disable=SC2046
     $(command_for "$server") >"$out" 2>/dev/null &
     pid=$!
-    port=""
-    for _ in $(seq 100); do
-        port="$(sed -n 's/^listening on [^ ]*:\([0-9]*\) .*/\1/p' "$out")"
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
+    port="$(listening_port "$out")"
     sleep 0.3
     base="$(rss_kb "$pid")"
     loaded="$(python3 - "$port" "$connections" "$pid" <<'PY'
