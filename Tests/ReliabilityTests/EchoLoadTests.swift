@@ -8,30 +8,19 @@ import Testing
 /// that it notices, counts and fails.
 @Suite("echo-load against faulty servers", .timeLimit(.minutes(2)))
 struct EchoLoadTests {
-    @Test("replies that are not upper-cased are counted as mismatches, and the exit status is 1")
-    func mismatchesFail() throws {
-        let server = try FaultyServer(.echoUnchanged)
-        defer { server.close() }
-        let (load, report) = try runEchoLoad(port: server.port, ["--connections", "1", "--duration", "1"])
-        #expect(number(report, "mismatches") >= 1)
-        #expect(load.child.exited(with: 1), "\(load.child.termination)")
-    }
+    /// Each fault, and the counters of which at least one must see it.
+    static let faults: [(FaultyServer.Fault, [String])] = [
+        (.echoUnchanged, ["mismatches"]),  // replies not upper-cased
+        (.resetAfterFirstRead, ["resets", "unexpected_eofs"]),  // a reset mid-exchange
+        (.closeAfterFirstRead, ["unexpected_eofs"]),  // a close with replies owed
+    ]
 
-    @Test("a server that resets mid-exchange is counted, and the exit status is 1")
-    func resetsFail() throws {
-        let server = try FaultyServer(.resetAfterFirstRead)
+    @Test("a server that gets the service wrong is noticed and counted, and the exit status is 1", arguments: faults)
+    func faultsFail(fault: FaultyServer.Fault, counters: [String]) throws {
+        let server = try FaultyServer(fault)
         defer { server.close() }
         let (load, report) = try runEchoLoad(port: server.port, ["--connections", "1", "--duration", "1"])
-        #expect(number(report, "resets") + number(report, "unexpected_eofs") >= 1)
-        #expect(load.child.exited(with: 1), "\(load.child.termination)")
-    }
-
-    @Test("a server that closes with replies owed is an unexpected end of file, and the exit status is 1")
-    func unexpectedEndOfFileFails() throws {
-        let server = try FaultyServer(.closeAfterFirstRead)
-        defer { server.close() }
-        let (load, report) = try runEchoLoad(port: server.port, ["--connections", "1", "--duration", "1"])
-        #expect(number(report, "unexpected_eofs") >= 1)
+        #expect(counters.map { number(report, $0) }.reduce(0, +) >= 1, "\(counters) in \(report)")
         #expect(load.child.exited(with: 1), "\(load.child.termination)")
     }
 
@@ -85,7 +74,7 @@ private func number(_ report: [String: Any], _ key: String) -> Double {
 /// A blocking server on 127.0.0.1 that gets the service wrong in one chosen
 /// way. Each connection is served on a thread of its own.
 final class FaultyServer: @unchecked Sendable {
-    enum Fault {
+    enum Fault: Sendable, CustomTestStringConvertible {
         /// Sends every byte back as it came, not upper-cased.
         case echoUnchanged
         /// Reads once, then closes with `SO_LINGER` 0: a reset.
@@ -95,6 +84,15 @@ final class FaultyServer: @unchecked Sendable {
         /// Serves correctly, but accepts the second connection only after
         /// `delay` (the kernel completes its handshake meanwhile).
         case acceptSecondAfter(Duration)
+
+        var testDescription: String {
+            switch self {
+            case .echoUnchanged: "echoes without upper-casing"
+            case .resetAfterFirstRead: "resets after the first read"
+            case .closeAfterFirstRead: "closes after the first read"
+            case .acceptSecondAfter(let delay): "accepts the second connection after \(delay)"
+            }
+        }
     }
 
     let port: UInt16
