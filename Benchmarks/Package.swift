@@ -2,7 +2,8 @@
 //
 // The benchmark side of swift-epoll, kept out of the main package so that
 // the libraries stay light and CI does not build SwiftNIO: peer servers for
-// the same service (SwiftNIO, C) and package-benchmark suites.
+// the same service (SwiftNIO, C, and the C loop in plain Swift) and
+// package-benchmark suites.
 import PackageDescription
 
 let package = Package(
@@ -26,6 +27,8 @@ let package = Package(
             name: "c-upper-echo",
             cSettings: [.unsafeFlags(["-O3"])]
         ),
+        // The C peer's loop in Swift, without the library's layers (a diagnostic).
+        .target(name: "CRawPeer"),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -45,6 +48,13 @@ let suites: [(name: String, products: [String])] = [
     ("OutboundBuffer", ["Reactor"]),
     ("EchoRoundTrip", ["LinuxEpoll", "Reactor", "Selectors", "UpperEcho"]),
 ]
+
+package.targets.append(
+    .executableTarget(
+        name: "swift-raw-upper-echo",
+        dependencies: ["CRawPeer", .product(name: "UpperEcho", package: parentPackage)]
+    )
+)
 
 package.targets += suites.map { suite in
     .executableTarget(

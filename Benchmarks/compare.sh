@@ -13,7 +13,8 @@
 # shows each server's median, with ratios taken round by round against C.
 #
 # The server "baseline" is the upper-echo binary named by UPPER_ECHO_BASELINE
-# (built from an older commit), for a before/after in one run.
+# (built from an older commit), for a before/after in one run; "swift-raw" is
+# the C peer's loop in plain Swift, without the library (not in the default set).
 #
 # Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
 #                              [--repeat N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
@@ -52,7 +53,8 @@ done
 
 echo "building (release)..." >&2
 (cd "$root" && swift build -c release --product upper-echo >&2 && swift build -c release --product echo-load >&2)
-(cd "$here" && swift build -c release --product nio-upper-echo >&2 && swift build -c release --product c-upper-echo >&2)
+(cd "$here" && swift build -c release --product nio-upper-echo >&2 && swift build -c release --product c-upper-echo >&2 \
+    && swift build -c release --product swift-raw-upper-echo >&2)
 bin="$root/.build/release"
 peers="$here/.build/release"
 
@@ -62,6 +64,7 @@ server_command() {
         # Another build of upper-echo (an older commit), for a before/after.
         baseline) echo "${UPPER_ECHO_BASELINE:?set UPPER_ECHO_BASELINE to an upper-echo binary} --port 0 --log-level error" ;;
         c) echo "$peers/c-upper-echo 0" ;;
+        swift-raw) echo "$peers/swift-raw-upper-echo 0" ;;
         nio) echo "$peers/nio-upper-echo 0" ;;
         python) echo "python3 $here/peers/python_upper_echo.py 0" ;;
     esac
