@@ -26,17 +26,12 @@ final class TestClient: @unchecked Sendable {
 
     /// Sends all of `bytes`, however many `send` calls it takes.
     func send(_ bytes: some Collection<UInt8>) throws {
-        let bytes = Array(bytes)
-        try bytes.withUnsafeBytes { try send($0) }
+        try sendAll(Array(bytes), to: fd)
     }
 
     /// Sends all of `bytes`.
     func send(_ bytes: UnsafeRawBufferPointer) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let result = system_send(fd, UnsafeRawBufferPointer(rebasing: bytes[sent...]))
-            sent += try result.mapError { StepError("send after \(sent) bytes", $0) }.get()
-        }
+        try sendAll(bytes, to: fd)
     }
 
     /// Sends the text's UTF-8 bytes.

@@ -121,16 +121,12 @@ final class Client: @unchecked Sendable {
 
     /// Sends all of `bytes`, however many `send` calls it takes.
     func send(_ bytes: UnsafeRawBufferPointer) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let result = system_send(fd, UnsafeRawBufferPointer(rebasing: bytes[sent...]))
-            sent += try result.mapError { ClientError("send after \(sent) bytes", $0) }.get()
-        }
+        try sendAll(bytes, to: fd)
     }
 
     /// Sends all of `bytes`.
     func send(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try send($0) }
+        try sendAll(bytes, to: fd)
     }
 
     /// Sends `count` bytes of stream `stream` from `offset` on, in chunks of `chunk`.

@@ -80,26 +80,8 @@ final class ServerProcess {
         return nil
     }
 
-    /// The CPU time (user + system) the server has used so far, from
-    /// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
-    func cpuTime() -> Duration? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let nameEnd = text.lastIndex(of: ")")
-        else { return nil }
-        // After the parenthesised name, field 3 (the state) comes first.
-        let fields = text[text.index(after: nameEnd)...].split(separator: " ")
-        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
-        return .milliseconds((user + system) * 1000 / system_clock_ticks_per_second())
-    }
-
     /// The CPU the server uses during `window`, as a fraction of one core.
-    func cpuLoad(over window: Duration = .seconds(1)) -> Double? {
-        let start = ContinuousClock.now
-        guard let before = cpuTime() else { return nil }
-        Thread.sleep(forTimeInterval: seconds(window))
-        guard let after = cpuTime() else { return nil }
-        return (after - before) / (ContinuousClock.now - start)
-    }
+    func cpuLoad(over window: Duration = .seconds(1)) -> Double? { child.cpuLoad(over: window) }
 
     /// SIGTERM, SIGKILL after 5 s; returns whether SIGTERM was enough.
     @discardableResult

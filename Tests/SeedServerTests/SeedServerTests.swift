@@ -127,7 +127,7 @@ struct SeedServerTests {
             let sender = SenderOutcome()
             let fd = client.fd
             Thread {
-                do { try TestClient.sendAll(fd, payload) } catch { sender.fail("\(error)") }
+                do { try sendAll(payload, to: fd) } catch { sender.fail("\(error)") }
                 sender.finish()
             }.start()
             defer { #expect(waitUntil(timeout: .seconds(15)) { sender.isFinished }, "sender thread still running") }

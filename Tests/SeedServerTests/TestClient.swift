@@ -20,16 +20,7 @@ final class TestClient {
 
     /// Sends all of `bytes`, however many `send` calls it takes.
     func send(_ bytes: some Collection<UInt8>) throws {
-        try Self.sendAll(fd, Array(bytes))
-    }
-
-    /// Sends all of `bytes` on `fd`; usable from another thread.
-    static func sendAll(_ fd: CInt, _ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let result = bytes.withUnsafeBytes { system_send(fd, UnsafeRawBufferPointer(rebasing: $0[sent...])) }
-            sent += try result.mapError { ClientError("send after \(sent) bytes", $0) }.get()
-        }
+        try sendAll(Array(bytes), to: fd)
     }
 
     /// Receives until `count` bytes have arrived, the server closes, or a

@@ -16,3 +16,19 @@ public func receiveBytes(from fd: CInt, count: Int) -> [UInt8] {
     }
     return received
 }
+
+/// Sends all of `bytes` on the blocking socket `fd`, however many `send`
+/// calls it takes; throws the first error (`"send after N bytes: ..."`).
+/// The test clients of every target write through this.
+public func sendAll(_ bytes: UnsafeRawBufferPointer, to fd: CInt) throws {
+    var sent = 0
+    while sent < bytes.count {
+        let result = system_send(fd, UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+        sent += try result.mapError { ClientError("send after \(sent) bytes", $0) }.get()
+    }
+}
+
+/// `sendAll` for an array.
+public func sendAll(_ bytes: [UInt8], to fd: CInt) throws {
+    try bytes.withUnsafeBytes { try sendAll($0, to: fd) }
+}

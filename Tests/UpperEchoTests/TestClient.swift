@@ -61,12 +61,7 @@ final class TestClient {
 
     /// Sends all of `bytes`, however many `send` calls it takes.
     func send(_ bytes: some Collection<UInt8>) throws {
-        let bytes = Array(bytes)
-        var sent = 0
-        while sent < bytes.count {
-            let result = bytes.withUnsafeBytes { system_send(fd, UnsafeRawBufferPointer(rebasing: $0[sent...])) }
-            sent += try result.mapError { ClientError("send after \(sent) bytes", $0) }.get()
-        }
+        try sendAll(Array(bytes), to: fd)
     }
 
     /// Sends `text` as UTF-8.

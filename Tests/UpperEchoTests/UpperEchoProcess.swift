@@ -47,27 +47,11 @@ final class UpperEchoProcess {
     /// The descriptors the server holds, from `/proc/PID/fd`.
     func openDescriptors() -> [CInt] { child.openDescriptors() }
 
-    /// The CPU time (user + system) the server has used so far, from
-    /// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
-    func cpuTime() -> Duration? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let nameEnd = text.lastIndex(of: ")")
-        else { return nil }
-        // After the parenthesised name, field 3 (the state) comes first.
-        let fields = text[text.index(after: nameEnd)...].split(separator: " ")
-        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
-        let ticksPerSecond = sysconf(CInt(_SC_CLK_TCK))
-        return .milliseconds((user + system) * 1000 / ticksPerSecond)
-    }
+    /// The CPU time the server has used so far.
+    func cpuTime() -> Duration? { child.cpuTime() }
 
     /// The CPU time the server uses during `window`, as a fraction of one CPU.
-    func cpuLoad(over window: Duration = .seconds(1)) -> Double? {
-        let start = ContinuousClock.now
-        guard let before = cpuTime() else { return nil }
-        Thread.sleep(forTimeInterval: Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18)
-        guard let after = cpuTime() else { return nil }
-        return (after - before) / (ContinuousClock.now - start)
-    }
+    func cpuLoad(over window: Duration = .seconds(1)) -> Double? { child.cpuLoad(over: window) }
 
     /// Waits (bounded) for the process to exit by itself.
     func waitForExit(timeout: Duration = .seconds(10)) -> Bool {
