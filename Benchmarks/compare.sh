@@ -11,13 +11,19 @@
 # With --repeat N each scenario runs N rounds, every server once per round
 # (so that a drift of the machine hits all servers alike), and the table
 # shows each server's median, with ratios taken round by round against C.
+# From the second round on, the servers run in a shuffled order (seeded by
+# --seed, recorded as "position" in the results), so that no server always
+# runs first or right after the same one.
 #
 # The server "baseline" is the upper-echo binary named by UPPER_ECHO_BASELINE
 # (built from an older commit), for a before/after in one run; "swift-raw" is
-# the C peer's loop in plain Swift, without the library (not in the default set).
+# the C peer's loop in plain Swift, without the library (not in the default set);
+# "c-again" is the C peer a second time, for an A/A run: its ratios against
+# "c" show how far two identical servers drift apart on this machine, the
+# noise any other ratio of the run has to be read against.
 #
 # Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
-#                              [--repeat N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
+#                              [--repeat N] [--seed N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -28,6 +34,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 duration=5
 warmup=1
 repeat=1
+seed=1
 servers="upper-echo c nio python"
 scenarios=(
     "1 64 1" "1 64 16"
@@ -42,12 +49,13 @@ while [ $# -gt 0 ]; do
         --servers) servers="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
         --repeat) repeat="$2"; shift 2 ;;
+        --seed) seed="$2"; shift 2 ;;
         --scenarios)
             read -r -a given <<<"$2"
             scenarios=()
             for one in "${given[@]}"; do scenarios+=("${one//:/ }"); done
             shift 2 ;;
-        *) echo "usage: $0 [--quick] [--servers LIST] [--duration S] [--repeat N] [--scenarios LIST]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--servers LIST] [--duration S] [--repeat N] [--seed N] [--scenarios LIST]" >&2; exit 2 ;;
     esac
 done
 
@@ -63,7 +71,7 @@ server_command() {
         upper-echo) echo "$bin/upper-echo --port 0 --log-level error" ;;
         # Another build of upper-echo (an older commit), for a before/after.
         baseline) echo "${UPPER_ECHO_BASELINE:?set UPPER_ECHO_BASELINE to an upper-echo binary} --port 0 --log-level error" ;;
-        c) echo "$peers/c-upper-echo 0" ;;
+        c | c-again) echo "$peers/c-upper-echo 0" ;;
         swift-raw) echo "$peers/swift-raw-upper-echo 0" ;;
         nio) echo "$peers/nio-upper-echo 0" ;;
         python) echo "python3 $here/peers/python_upper_echo.py 0" ;;
@@ -79,7 +87,14 @@ echo "# $machine" >&2
 for scenario in "${scenarios[@]}"; do
     read -r connections size pipeline <<<"$scenario"
     for round in $(seq "$repeat"); do
-        for server in $servers; do
+        order="$servers"
+        if [ "$round" -gt 1 ]; then
+            order="$(python3 -c 'import random, sys; s = sys.argv[3].split(); random.Random(sys.argv[1] + ":" + sys.argv[2]).shuffle(s); print(" ".join(s))' \
+                "$seed" "$round" "$servers")"
+        fi
+        position=0
+        for server in $order; do
+            position=$((position + 1))
             out="$(mktemp)"
             # shellcheck disable=SC2046
             taskset -c 0 $(server_command "$server") >"$out" 2>/dev/null &
@@ -94,11 +109,12 @@ for scenario in "${scenarios[@]}"; do
             wait "$pid" 2>/dev/null || true
             rm -f "$out"
             [ -n "$line" ] || line='{}'
-            python3 - "$server" "$status" "$line" "$machine" "$round" >>"$results" <<'PY'
+            python3 - "$server" "$status" "$line" "$machine" "$round" "$position" >>"$results" <<'PY'
 import json, sys
-server, status, line, machine, round_ = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+server, status, line, machine = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+round_, position = int(sys.argv[5]), int(sys.argv[6])
 record = json.loads(line)
-record.update(server=server, exit_status=status, machine=machine, round=round_)
+record.update(server=server, exit_status=status, machine=machine, round=round_, position=position)
 print(json.dumps(record))
 PY
         done

@@ -4,7 +4,9 @@ the C server. Usage: python3 compare_table.py results/compare-*.jsonl
 With several rounds per scenario (compare.sh --repeat N), each figure is the
 server's median over the rounds, and each ratio is the median of the ratios
 taken round by round (a server against C in the same round, seconds apart),
-with their range beside the p99 ratio."""
+with their range beside the p99 ratio, and from 8 rounds on the range of
+the middle half of them (first to third quartile), which one odd round
+cannot stretch."""
 import json
 import statistics
 import sys
@@ -37,9 +39,16 @@ def errors(run):
     return max(count, 1) if run.get("exit_status") else count
 
 
+def quartiles(values):
+    """The first and third quartiles."""
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q3
+
+
 rounds = max((len(runs) for servers in scenarios.values() for runs in servers.values()), default=1)
 header = (f"{'scenario':<22} {'server':<11} {'msgs/s':>10} {'p99 us':>8} {'cpu %':>6} {'rss MiB':>8} "
           f"{'msgs/cpu-s':>11} {'vs C':>6} {'p99 vs C':>9}" + (f" {'(range)':>11}" if rounds > 1 else "")
+          + (f" {'(mid half)':>11}" if rounds >= 8 else "")
           + f" {'errors':>6}")
 if rounds > 1:
     print(f"median of {rounds} rounds; ratios: median of the per-round ratios against C")
@@ -59,5 +68,8 @@ for (connections, size, pipeline), servers in scenarios.items():
         if rounds > 1:
             spread = f"{min(p99):.2f}-{max(p99):.2f}" if p99 else ""
             line += f" {spread:>11}"
+        if rounds >= 8:
+            middle = "{:.2f}-{:.2f}".format(*quartiles(p99)) if len(p99) >= 2 else ""
+            line += f" {middle:>11}"
         print(line + f" {sum(errors(run) for run in runs):>6}")
     print()
