@@ -32,7 +32,13 @@ import SystemPackage
 /// - `iterationTime` is read once per iteration; a handler that needs the
 ///   exact time reads `clock.now()`.
 public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int {
+    // What each event reads is declared first (stored properties are laid
+    // out in order), so that it shares one cache line. It is used only on
+    // the loop's thread, and no access spans a call into a handler: no
+    // runtime exclusivity check per event.
     private let selector: S
+    @exclusivity(unchecked) private var sources: [Slot] = []
+    @exclusivity(unchecked) private var time: UInt64
     /// The loop's clock (injectable for tests).
     public let clock: any LoopClock
     /// See `EventLoopContext.handle`.
@@ -41,21 +47,38 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     public let readBuffer: UnsafeMutableRawBufferPointer
     /// See `EventLoopContext.iterationTime`.
     public var iterationTime: UInt64 { time }
-    // The hot state below is used only on the loop's thread, and no access
-    // spans a call into a handler: no runtime exclusivity check per event.
-    @exclusivity(unchecked) private var time: UInt64
 
-    @exclusivity(unchecked) private var sources: [Slot] = []
     private var freeSlots: [Int] = []
-    private var timers = TimerHeap()
-    private var deferred: [() -> Void] = []
+    // No access to these spans a call to a timer or deferred body (each is
+    // taken out first), so they need no runtime exclusivity check either.
+    @exclusivity(unchecked) private var timers = TimerHeap()
+    @exclusivity(unchecked) private var deferred: [() -> Void] = []
     private var running = false
     private var wakeupID: SourceID?
+    // Sources that unregistered while I/O was being dispatched, kept alive
+    // until the batch ends: connections are called without a retain (see
+    // `Slot.connection`), so none may be freed while a handler runs.
+    @exclusivity(unchecked) private var dispatching = false
+    private var retired: [EventSource] = []
 
     private struct Slot {
+        /// Holds the source while it is registered.
         var source: EventSource?
+        /// The source again, unretained, when it is a `TCPConnection`: the
+        /// fast path. A connection is then called directly, with neither a
+        /// call through the protocol's witness table nor an atomic retain
+        /// and release around it (which Swift cannot avoid for a protocol
+        /// value). `source` and `retired` keep it alive.
+        var connection: Unmanaged<TCPConnection>?
         var fileDescriptor: FileDescriptor
         var interest: Interest
+
+        init(source: EventSource?, fileDescriptor: FileDescriptor, interest: Interest) {
+            self.source = source
+            self.connection = (source as? TCPConnection).map { Unmanaged.passUnretained($0) }
+            self.fileDescriptor = fileDescriptor
+            self.interest = interest
+        }
     }
 
     /// Creates a loop over `selector`.
@@ -116,19 +139,37 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         // 1. The wait: until the nearest timer, no longer than asked, zero if work is queued.
         let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero
         // 2 and 3. Wait, then dispatch I/O to each ready source.
-        var timeTaken = false
-        try selector.select(timeout: wait) { key, ready in
-            if !timeTaken {  // once per wake-up, not per event
-                time = clock.now()
-                timeTaken = true
-            }
-            sources[key.data].source?.handle(ready)
-        }
-        time = clock.now()
+        let timeTaken = try dispatchIO(wait: wait)
+        // The time again for the timers, which may have come due during the
+        // dispatch; without timers, the time the dispatch took is enough.
+        if !timeTaken || !timers.isEmpty { time = clock.now() }
         // 4. Timers that are due.
         while let due = timers.popDue(now: time) { due() }
         // 5. Deferred work, including what it defers in turn on the next iteration.
         runDeferred()
+    }
+
+    /// Waits, then calls each ready source's handler. Returns whether it
+    /// read the time (it does once per wake-up, at the first event).
+    private func dispatchIO(wait: Duration?) throws -> Bool {
+        var timeTaken = false
+        dispatching = true
+        defer {
+            dispatching = false
+            if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
+        }
+        try selector.select(timeout: wait) { key, ready in
+            if !timeTaken {
+                time = clock.now()
+                timeTaken = true
+            }
+            if let connection = sources[key.data].connection {
+                connection._withUnsafeGuaranteedRef { $0.handle(ready) }
+            } else {
+                sources[key.data].source?.handle(ready)
+            }
+        }
+        return timeTaken
     }
 
     /// See `EventLoopContext.stop()`.
@@ -172,6 +213,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
             sources[id.slot].fileDescriptor == id.fileDescriptor
         else { return }
         if !sources[id.slot].interest.isEmpty { _ = try? selector.unregister(id.fileDescriptor) }
+        if dispatching, let source = sources[id.slot].source { retired.append(source) }
         sources[id.slot] = Slot(source: nil, fileDescriptor: FileDescriptor(rawValue: -1), interest: [])
         freeSlots.append(id.slot)
     }

@@ -31,6 +31,9 @@ struct TimerHeap {
     /// How many timers are scheduled and not cancelled.
     var count: Int { timers.count }
 
+    /// Whether no timer is scheduled (cancelled ones do not count).
+    var isEmpty: Bool { timers.isEmpty }
+
     /// Schedules `callback` at `deadline` (and every `interval` after it, if
     /// non-zero).
     mutating func schedule(at deadline: UInt64, interval: UInt64 = 0, _ callback: @escaping () -> Void) -> TimerID {

@@ -1,6 +1,7 @@
 import CEpollShim
 import SystemPackage
 import Syscalls
+import TestSupport
 import Testing
 
 @testable import Reactor
@@ -28,6 +29,34 @@ struct ReleaseTests {
         #expect(result == .success(0), "the peer did not read end of input: the socket is still open")
     }
 
+    @Test(
+        "a connection closed by its own handler, held by nothing but its loop, outlives the handler's call and is released when the batch ends"
+    )
+    func connectionClosedFromItsOwnHandler() throws {
+        // The loop calls connections without retaining them; if it released
+        // one the moment it unregistered, the rest of `handle` would run on
+        // freed memory (AddressSanitizer reports it: CI runs this under ASan).
+        let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        let (mine, peer) = try system_socketpair(AF_UNIX, type).get()
+        defer { _ = system_close(peer) }
+        let loop = try makeLoop()
+        let handler = ClosingHandler()
+        weak var released: TCPConnection?
+        do {
+            released = try TCPConnection(loop: loop, fileDescriptor: FileDescriptor(rawValue: mine), handler: handler)
+        }
+        #expect(released != nil, "the loop does not hold its connection")
+        try sendAll(Array("hello".utf8), to: peer)
+        try loop.runOnce(timeout: .seconds(5))
+        #expect(handler.received == 5)
+        #expect(handler.reasons == [.closedLocally])
+        #expect(released == nil, "the loop kept a closed connection past the batch")
+        #expect(loop.sourceCount == 1, "only the loop's own wake-up should be left")
+        var byte: UInt8 = 0
+        let result = withUnsafeMutableBytes(of: &byte) { system_recv(peer, $0) }
+        #expect(result == .success(0), "the peer did not read end of input")
+    }
+
     @Test("a listener released with its loop, never closed, closes its socket: the port is free again")
     func listenerReleasedWithItsLoop() throws {
         let port: UInt16
@@ -43,5 +72,21 @@ struct ReleaseTests {
         let loop = try makeLoop()
         let again = try TCPListener(loop: loop, host: "127.0.0.1", port: port) { _ = system_close($0.rawValue) }
         again.close()
+    }
+}
+
+/// Closes its connection from inside the read callback, as a server does
+/// with a client that sent something it rejects.
+final class ClosingHandler: TCPConnectionHandler {
+    var received = 0
+    var reasons: [TCPConnection.CloseReason] = []
+
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeMutableRawBufferPointer) {
+        received += bytes.count
+        connection.abort()
+    }
+
+    func connectionDidClose(_ connection: TCPConnection, reason: TCPConnection.CloseReason) {
+        reasons.append(reason)
     }
 }
