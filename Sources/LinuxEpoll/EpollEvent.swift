@@ -32,8 +32,12 @@ extension Epoll {
         /// How many events one poll can return at most (the kernel's `maxevents`).
         public let capacity: Int
 
+        // Written only by a poll, on the one thread that polls into this
+        // buffer: no runtime exclusivity check (a thread-local lookup that
+        // cost more than the rest of the wait's wrapper together).
+
         /// How many events the last poll returned.
-        public internal(set) var count: Int = 0
+        @exclusivity(unchecked) public internal(set) var count: Int = 0
 
         /// Creates a buffer for at most `capacity` events per poll.
         ///

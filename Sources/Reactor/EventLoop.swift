@@ -59,7 +59,9 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     // until the batch ends: connections are called without a retain (see
     // `Slot.connection`), so none may be freed while a handler runs.
     @exclusivity(unchecked) private var dispatching = false
-    private var retired: [EventSource] = []
+    // Appended to and emptied without calling out to the sources' code
+    // (releasing one runs no method of the loop that touches it).
+    @exclusivity(unchecked) private var retired: [EventSource] = []
 
     private struct Slot {
         /// Holds the source while it is registered.

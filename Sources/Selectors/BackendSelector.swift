@@ -11,7 +11,11 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     // Used only on the owner's thread, and no access spans a call that could
     // re-enter the selector: no runtime exclusivity check per event.
     @exclusivity(unchecked) @usableFromInline var table = SelectorTable<Data>()
-    @exclusivity(unchecked) @usableFromInline var backend: Backend?
+    // A constant, kept after `close()` (its kernel resources released) until
+    // the selector goes: a wait whose handler closes the selector can still
+    // read the rest of the backend's buffer, and calls need no retain.
+    @usableFromInline let backend: Backend
+    @exclusivity(unchecked) @usableFromInline var closed = false
     @usableFromInline var readyKeys: [ReadyKey<Data>] = []
 
     /// Creates a selector and its backend's kernel resources.
@@ -23,11 +27,11 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     }
 
     deinit {
-        backend?.close()
+        if !closed { backend.close() }
     }
 
     /// See `Selector.isClosed`.
-    public var isClosed: Bool { backend == nil }
+    public var isClosed: Bool { closed }
 
     /// See `Selector.registeredCount`.
     public var registeredCount: Int { table.count }
@@ -37,7 +41,7 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     public func register(_ fileDescriptor: FileDescriptor, interest: Interest, data: Data) throws(SelectorError)
         -> SelectorKey<Data>
     {
-        let backend = try openBackend()
+        try checkOpen()
         let fd = fileDescriptor.rawValue
         try validate(fileDescriptor, interest)
         guard table.key(for: fd) == nil else { throw .alreadyRegistered(fileDescriptor) }
@@ -57,7 +61,7 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     public func modify(_ fileDescriptor: FileDescriptor, interest: Interest, data: Data) throws(SelectorError)
         -> SelectorKey<Data>
     {
-        let backend = try openBackend()
+        try checkOpen()
         let fd = fileDescriptor.rawValue
         try validate(fileDescriptor, interest)
         guard let old = table.key(for: fd), let token = table.token(for: fd) else {
@@ -74,7 +78,7 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     /// See `Selector.unregister(_:)`.
     @discardableResult
     public func unregister(_ fileDescriptor: FileDescriptor) throws(SelectorError) -> SelectorKey<Data> {
-        let backend = try openBackend()
+        try checkOpen()
         guard let key = table.remove(fileDescriptor.rawValue) else { throw .notRegistered(fileDescriptor) }
         // As in Python: the descriptor may already be closed (EBADF), or its
         // number reused by an unregistered one (ENOENT); either way it is gone
@@ -96,7 +100,7 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     /// `selector-bench`).
     @inlinable
     public func select(timeout: Duration?) throws(SelectorError) -> [ReadyKey<Data>] {
-        let backend = try openBackend()
+        try checkOpen()
         let count = try backend.wait(timeout: timeout)
         // Fill a local array that takes over the last call's storage: one
         // exclusivity check on `readyKeys` instead of one per appended key.
@@ -119,14 +123,14 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
     @inlinable
     @discardableResult
     public func select(timeout: Duration?, _ body: (SelectorKey<Data>, Interest) throws -> Void) throws -> Int {
-        let backend = try openBackend()
+        try checkOpen()
         let count = try backend.wait(timeout: timeout)
         var calls = 0
         for index in 0..<count {
             // A handler may close the selector, or replace registrations:
-            // check and look each one up afresh. (The backend object itself
-            // stays alive until the loop ends: no retain per event.)
-            if self.backend == nil { break }
+            // check and look each one up afresh. (A closed backend's buffer
+            // stays readable: the object lives as long as the selector.)
+            if closed { break }
             let (token, interest) = backend.ready(at: index)
             guard let key = table.key(forToken: token) else { continue }
             let ready = interest.intersection(key.interest)
@@ -139,17 +143,16 @@ public final class BackendSelector<Backend: SelectorBackend, Data>: Selector {
 
     /// See `Selector.close()`.
     public func close() {
-        guard let backend else { return }
+        guard !closed else { return }
+        closed = true
         backend.close()
-        self.backend = nil
         table.removeAll()
         readyKeys = []
     }
 
     @inlinable
-    func openBackend() throws(SelectorError) -> Backend {
-        guard let backend else { throw .closed }
-        return backend
+    func checkOpen() throws(SelectorError) {
+        if closed { throw .closed }
     }
 
     private func validate(_ fileDescriptor: FileDescriptor, _ interest: Interest) throws(SelectorError) {
