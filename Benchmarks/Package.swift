@@ -56,6 +56,14 @@ package.targets.append(
     )
 )
 
+// The reactor's instructions per event, run under callgrind by loop-instructions.sh.
+package.targets.append(
+    .executableTarget(
+        name: "loop-instructions",
+        dependencies: ["Reactor", "Selectors", "UpperEcho"].map { .product(name: $0, package: parentPackage) }
+    )
+)
+
 package.targets += suites.map { suite in
     .executableTarget(
         name: "\(suite.name)Benchmark",
