@@ -189,6 +189,30 @@ struct SelectorContractTests {
         #expect(seen.count == 1)
     }
 
+    @Test("a handler that closes the selector ends the batch: no later event is delivered", arguments: SelectorKind.allCases)
+    func closedDuringBatch(kind: SelectorKind) async throws {
+        let selector = try makeSelector(kind)
+        let first = try await Pair.belowSelectLimit()
+        let second = try await Pair.belowSelectLimit()
+        defer {
+            first.closeAll()
+            second.closeAll()
+        }
+        try selector.register(first.a, interest: .read, data: "first")
+        try selector.register(second.a, interest: .read, data: "second")
+        try first.sendToA()
+        try second.sendToA()
+        var seen: [String] = []
+        let calls = try selector.select(timeout: .zero) { key, _ in
+            seen.append(key.data)
+            selector.close()
+        }
+        #expect(calls == 1)
+        #expect(seen.count == 1)
+        #expect(selector.isClosed)
+        #expect(throws: SelectorError.closed) { try selector.select(timeout: .zero) }
+    }
+
     @Test(
         "an event for a closed descriptor never reaches the registration that reused its number",
         arguments: SelectorKind.allCases)
