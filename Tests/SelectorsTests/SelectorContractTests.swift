@@ -189,7 +189,9 @@ struct SelectorContractTests {
         #expect(seen.count == 1)
     }
 
-    @Test("a handler that closes the selector ends the batch: no later event is delivered", arguments: SelectorKind.allCases)
+    @Test(
+        "a handler that closes the selector ends the batch: no later event is delivered",
+        arguments: SelectorKind.allCases)
     func closedDuringBatch(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
         let first = try await Pair.belowSelectLimit()
