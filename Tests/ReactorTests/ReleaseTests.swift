@@ -43,7 +43,9 @@ struct ReleaseTests {
         let handler = ClosingHandler()
         weak var released: TCPConnection?
         do {
-            released = try TCPConnection(loop: loop, fileDescriptor: FileDescriptor(rawValue: mine), handler: handler)
+            let connection = try TCPConnection(
+                loop: loop, fileDescriptor: FileDescriptor(rawValue: mine), handler: handler)
+            released = connection
         }
         #expect(released != nil, "the loop does not hold its connection")
         try sendAll(Array("hello".utf8), to: peer)

@@ -9,17 +9,13 @@ import TestSupport
 /// after `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server fails a
 /// test instead of hanging it. One thread may send while another receives;
 /// `close` only once both are done.
-final class TestClient: @unchecked Sendable {
-    private(set) var fd: CInt
-
+final class TestClient: ClientSocket, @unchecked Sendable {
     /// Connects to `127.0.0.1:port`. A small `receiveBuffer` (`SO_RCVBUF`, set
     /// before connecting so that the window is small from the start) makes the
     /// server's queue fill sooner.
     init(port: UInt16, timeout: Duration = .seconds(5), receiveBuffer: CInt? = nil) throws {
-        fd = try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer)
+        super.init(fd: try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer))
     }
-
-    deinit { close() }
 
     /// The client's own port, which the server sees as the peer's.
     var localPort: UInt16 { (try? system_getsockname(fd).get().port) ?? 0 }
@@ -72,20 +68,6 @@ final class TestClient: @unchecked Sendable {
     /// Shuts the sending side: the server sees end of input.
     func shutdownWrite() throws {
         try system_shutdown(fd, CInt(SHUT_WR)).mapError { StepError("shutdown", $0) }.get()
-    }
-
-    /// Sets `SO_LINGER` to 0 so that `close` resets the connection (RST)
-    /// instead of closing it gracefully (FIN).
-    func closeWithReset() throws {
-        try system_setsockopt_linger(fd, on: true, seconds: 0).mapError { StepError("SO_LINGER", $0) }.get()
-        close()
-    }
-
-    /// Closes the socket; later calls do nothing.
-    func close() {
-        guard fd >= 0 else { return }
-        _ = system_close(fd)
-        fd = -1
     }
 }
 

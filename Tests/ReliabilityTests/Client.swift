@@ -91,18 +91,16 @@ struct Verification: CustomStringConvertible {
 ///
 /// `@unchecked Sendable`: a sender thread and a reader thread may share one
 /// client; only `close()` and `reset()` change it, once both are done.
-final class Client: @unchecked Sendable {
-    private(set) var fd: CInt
-
+final class Client: ClientSocket, @unchecked Sendable {
     /// Connects to `127.0.0.1:port`. `receiveBuffer` and `sendBuffer` set
     /// `SO_RCVBUF` and `SO_SNDBUF` first, which also turns the kernel's
     /// autotuning off: on loopback it grows them to megabytes, which would
     /// hide a slow reader from the server.
     init(port: UInt16, timeout: Duration = .seconds(10), receiveBuffer: CInt? = nil, sendBuffer: CInt? = nil) throws {
-        fd = try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer, sendBuffer: sendBuffer)
+        super.init(
+            fd: try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer, sendBuffer: sendBuffer)
+        )
     }
-
-    deinit { close() }
 
     /// Sets how long a `recv` or a `send` may block.
     func setTimeout(_ timeout: Duration) throws {
@@ -242,18 +240,10 @@ final class Client: @unchecked Sendable {
         _ = system_shutdown(fd, CInt(SHUT_WR))
     }
 
-    /// Closes with a reset: `SO_LINGER` on with 0 s, then `close`.
+    /// Closes with a reset (`closeWithReset`); if `SO_LINGER` cannot be
+    /// set, closes anyway.
     func reset() {
-        guard fd >= 0 else { return }
-        _ = system_setsockopt_linger(fd, on: true, seconds: 0)
-        close()
-    }
-
-    /// Closes the socket; later calls do nothing.
-    func close() {
-        guard fd >= 0 else { return }
-        _ = system_close(fd)
-        fd = -1
+        if (try? closeWithReset()) == nil { close() }
     }
 }
 

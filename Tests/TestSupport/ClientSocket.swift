@@ -58,3 +58,33 @@ public func setClientTimeout(_ fd: CInt, _ timeout: Duration) throws {
     try system_setsockopt_timeout(fd, SO_RCVTIMEO, timeout).mapError { ClientError("SO_RCVTIMEO", $0) }.get()
     try system_setsockopt_timeout(fd, SO_SNDTIMEO, timeout).mapError { ClientError("SO_SNDTIMEO", $0) }.get()
 }
+
+/// The socket of a blocking test client and the two ways to end it, written
+/// once: each suite's client subclasses it with its own steps. The socket is
+/// closed when the client goes, if the test did not close it.
+open class ClientSocket {
+    /// The socket, -1 once closed.
+    public private(set) var fd: CInt
+
+    /// Takes over `fd`, a connected socket (`openClientSocket`).
+    public init(fd: CInt) {
+        self.fd = fd
+    }
+
+    deinit { close() }
+
+    /// Closes the socket; later calls do nothing.
+    public final func close() {
+        guard fd >= 0 else { return }
+        _ = system_close(fd)
+        fd = -1
+    }
+
+    /// Sets `SO_LINGER` to 0 so that `close` resets the connection (RST)
+    /// instead of closing it gracefully (FIN); then closes.
+    public final func closeWithReset() throws {
+        guard fd >= 0 else { return }
+        try system_setsockopt_linger(fd, on: true, seconds: 0).mapError { ClientError("SO_LINGER", $0) }.get()
+        close()
+    }
+}

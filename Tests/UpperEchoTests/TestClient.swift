@@ -44,15 +44,11 @@ func pythonUpper(_ bytes: [UInt8]) -> [UInt8] {
 /// A plain blocking TCP client. Every `recv` and `send` gives up after
 /// `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server makes a test
 /// fail instead of hang.
-final class TestClient {
-    private(set) var fd: CInt
-
+final class TestClient: ClientSocket {
     /// Connects to `127.0.0.1:port`.
     init(port: UInt16, timeout: Duration = .seconds(5)) throws {
-        fd = try openClientSocket(port: port, timeout: timeout)
+        super.init(fd: try openClientSocket(port: port, timeout: timeout))
     }
-
-    deinit { close() }
 
     /// Sets how long a `recv` or a `send` may block.
     func setTimeout(_ timeout: Duration) throws {
@@ -133,12 +129,5 @@ final class TestClient {
         case .failure(.resourceTemporarilyUnavailable): return .timedOut
         case .failure(let errno): return .failed(errno)
         }
-    }
-
-    /// Closes the socket; later calls do nothing.
-    func close() {
-        guard fd >= 0 else { return }
-        _ = system_close(fd)
-        fd = -1
     }
 }
