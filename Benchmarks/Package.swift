@@ -64,10 +64,15 @@ package.targets.append(
     )
 )
 
+// The configuration the per-operation suites share.
+package.targets.append(
+    .target(name: "BenchmarkSupport", dependencies: [.product(name: "Benchmark", package: "benchmark")])
+)
+
 package.targets += suites.map { suite in
     .executableTarget(
         name: "\(suite.name)Benchmark",
-        dependencies: [.product(name: "Benchmark", package: "benchmark")]
+        dependencies: [.product(name: "Benchmark", package: "benchmark"), "BenchmarkSupport"]
             + suite.products.map { .product(name: $0, package: parentPackage) }
             + [.product(name: "SystemPackage", package: "swift-system")],
         path: "Benchmarks/\(suite.name)",

@@ -8,6 +8,7 @@
 // - "4 KiB backlog": 4 KiB stay queued, so the read offset advances and the
 //   buffer compacts every few operations (moves the live bytes to the front).
 import Benchmark
+import BenchmarkSupport
 import Reactor
 
 /// The buffer under test and the tail it appends, kept across iterations.
@@ -40,16 +41,7 @@ final class QueueFixture: @unchecked Sendable {
 }
 
 let benchmarks: @Sendable () -> Void = {
-    // No cpuTotal: it comes from /proc in 10 ms ticks, and reading it
-    // allocates inside the window the malloc counters measure.
-    Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .throughput, .mallocCountTotal],
-        timeUnits: .nanoseconds,
-        warmupIterations: 5,
-        scalingFactor: .kilo,
-        maxDuration: .seconds(1),
-        maxIterations: 5_000
-    )
+    Benchmark.defaultConfiguration = .perOperation(maxDuration: .seconds(1), maxIterations: 5_000)
 
     for (label, backlog) in [("drains", 0), ("4 KiB backlog", 4096)] {
         Benchmark("append 1 KiB + consume 4 x 256 B, \(label)") { (benchmark: Benchmark, fixture: QueueFixture) in
