@@ -167,16 +167,11 @@ struct SelectorContractTests {
     @Test("a registration removed during a batch gets no event from it", arguments: SelectorKind.allCases)
     func spuriousAfterUnregister(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let first = try await Pair.belowSelectLimit()
-        let second = try await Pair.belowSelectLimit()
+        let (first, second) = try await twoReadyRegistrations(on: selector)
         defer {
             first.closeAll()
             second.closeAll()
         }
-        try selector.register(first.a, interest: .read, data: "first")
-        try selector.register(second.a, interest: .read, data: "second")
-        try first.sendToA()
-        try second.sendToA()
         var seen: [String] = []
         let calls = try selector.select(timeout: .zero) { key, _ in
             seen.append(key.data)
@@ -194,16 +189,11 @@ struct SelectorContractTests {
         arguments: SelectorKind.allCases)
     func closedDuringBatch(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let first = try await Pair.belowSelectLimit()
-        let second = try await Pair.belowSelectLimit()
+        let (first, second) = try await twoReadyRegistrations(on: selector)
         defer {
             first.closeAll()
             second.closeAll()
         }
-        try selector.register(first.a, interest: .read, data: "first")
-        try selector.register(second.a, interest: .read, data: "second")
-        try first.sendToA()
-        try second.sendToA()
         var seen: [String] = []
         let calls = try selector.select(timeout: .zero) { key, _ in
             seen.append(key.data)
@@ -220,18 +210,13 @@ struct SelectorContractTests {
         arguments: SelectorKind.allCases)
     func staleEventAfterReuse(kind: SelectorKind) async throws {
         let selector = try makeSelector(kind)
-        let first = try await Pair.belowSelectLimit()
-        let second = try await Pair.belowSelectLimit()
+        let (first, second) = try await twoReadyRegistrations(on: selector)
         let fresh = try await Pair.belowSelectLimit()
         defer {
             first.closeAll()
             second.closeAll()
             fresh.closeAll()
         }
-        try selector.register(first.a, interest: .read, data: "first")
-        try selector.register(second.a, interest: .read, data: "second")
-        try first.sendToA()
-        try second.sendToA()
         var seen: [String] = []
         try selector.select(timeout: .zero) { key, _ in
             seen.append(key.data)

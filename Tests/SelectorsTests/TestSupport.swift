@@ -50,6 +50,25 @@ func makeSelector(_ kind: SelectorKind) throws -> any Selector<String> {
     try kind.makeSelector(of: String.self)
 }
 
+/// Two pairs below select's limit whose `a` ends are registered for reading
+/// on `selector` as "first" and "second", each with a byte waiting: a batch
+/// of two events for the next `select`. The caller closes them.
+func twoReadyRegistrations(on selector: any Selector<String>) async throws -> (first: Pair, second: Pair) {
+    let first = try await Pair.belowSelectLimit()
+    let second = try await Pair.belowSelectLimit()
+    do {
+        try selector.register(first.a, interest: .read, data: "first")
+        try selector.register(second.a, interest: .read, data: "second")
+        try first.sendToA()
+        try second.sendToA()
+    } catch {
+        first.closeAll()
+        second.closeAll()
+        throw error
+    }
+    return (first, second)
+}
+
 /// The (data, ready) pairs of one `select`, sorted by data.
 func readyPairs(_ selector: any Selector<String>, timeout: Duration? = .zero) throws -> [String] {
     try selector.select(timeout: timeout).map { "\($0.key.data):\($0.ready)" }.sorted()
