@@ -72,17 +72,19 @@ public final class SignalSource: EventSource {
     /// forwards) and closes the pipe; later calls do nothing.
     public func close() {
         guard isOpen else { return }
-        isOpen = false
-        for signal in signals { _ = system_signal_release(signal, from: writeEnd) }
         if let id { loop.unregister(id) }
         id = nil
-        _ = system_close(readEnd)
-        _ = system_close(writeEnd)
+        release()
     }
 
     deinit {
         // Not closed: the loop is gone (it held this source while registered).
-        guard isOpen else { return }
+        if isOpen { release() }
+    }
+
+    /// Gives back the signals this source still forwards, and the pipe.
+    private func release() {
+        isOpen = false
         for signal in signals { _ = system_signal_release(signal, from: writeEnd) }
         _ = system_close(readEnd)
         _ = system_close(writeEnd)
