@@ -13,7 +13,7 @@ struct Options: ParsableCommand {
             or sends --rate messages per second in all (open loop, latency from the scheduled send \
             time). Replies completed during --warmup are checked but not counted; then --duration \
             seconds are measured. In the closed loop the warm-up also lasts until every connection \
-            has had a reply (at most 10 s more), so that the least-served count measures the \
+            has had a reply (at most 30 s more), so that the least-served count measures the \
             server, not a handshake still being retransmitted. A progress line goes to standard error each second; the report \
             (or --json) to standard output.
             Exit status: 0 when every reply matched and no connection failed; 1 otherwise \
