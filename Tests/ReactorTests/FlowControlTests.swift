@@ -1,6 +1,5 @@
 import CEpollShim
 import Foundation
-import Synchronization
 import Syscalls
 import Testing
 import UpperEcho

@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 import Selectors
-import Synchronization
 import Syscalls
 import SystemPackage
 
@@ -38,11 +37,11 @@ final class Background<Value: Sendable>: Sendable {
     /// so that a finished body and what it captured are released.
     private final class Shared: Sendable {
         let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<Value, any Error>?>(nil)
+        let outcome = Lock<Result<Value, any Error>?>(nil)
     }
     private let shared = Shared()
     private var done: DispatchSemaphore { shared.done }
-    private let threadBox = Mutex<Unchecked<Thread>?>(nil)
+    private let threadBox = Lock<Unchecked<Thread>?>(nil)
 
     init(_ body: @escaping @Sendable () throws -> Value) {
         let shared = self.shared

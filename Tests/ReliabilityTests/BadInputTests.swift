@@ -115,8 +115,8 @@ extension ReliabilityTests {
     ) throws -> (verification: Verification, took: Duration) {
         let client = try Client(port: port, timeout: timeout)
         defer { client.close() }
-        let verification = Mutex<Verification?>(nil)
-        let sendError = Mutex<String?>(nil)
+        let verification = Lock<Verification?>(nil)
+        let sendError = Lock<String?>(nil)
         let start = ContinuousClock.now
         let finished = runThreads(2, timeout: timeout + .seconds(5)) { thread in
             if thread == 0 {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Syscalls
 import Testing
 
 extension ReliabilityTests {
@@ -29,7 +30,7 @@ extension ReliabilityTests {
         let baselineDescriptors = server.openDescriptorCount()
         let baselineKilobytes = try #require(server.residentKilobytes())
         let failures = Atomic<Int>(0)
-        let firstFailure = Mutex<String?>(nil)
+        let firstFailure = Lock<String?>(nil)
         var residentAfterBlock: [Int] = []
         var descriptorsAfterBlock: [Int] = []
         let port = server.port

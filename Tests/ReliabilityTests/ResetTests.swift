@@ -147,5 +147,5 @@ final class ResetCounts: Sendable {
     let sent = Atomic<Int>(0)
     let fullySent = Atomic<Int>(0)
     let replyStarted = Atomic<Int>(0)
-    let problems = Mutex<[String]>([])
+    let problems = Lock<[String]>([])
 }

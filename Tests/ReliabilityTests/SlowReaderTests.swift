@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Syscalls
 import Testing
 
 extension ReliabilityTests {
@@ -39,8 +40,8 @@ extension ReliabilityTests {
             try Client(port: port, timeout: .seconds(60), receiveBuffer: 32 * 1024, sendBuffer: 64 * 1024)
         }
         let senders = (0..<clients).map { _ in SenderProgress() }
-        let results = Mutex<[Int: Verification]>([:])
-        let sendErrors = Mutex<[String]>([])
+        let results = Lock<[Int: Verification]>([:])
+        let sendErrors = Lock<[String]>([])
         let stalled = Atomic<Int>(0)
         let start = ContinuousClock.now
         let finished = runThreads(2 * clients, timeout: .seconds(Soak.pick(short: 120, soak: 600))) { thread in

@@ -165,7 +165,7 @@ struct SeedServerTests {
 /// How the sender thread of the large-payload test ended.
 final class SenderOutcome: Sendable {
     private let finished = Atomic<Bool>(false)
-    private let error = Mutex<String?>(nil)
+    private let error = Lock<String?>(nil)
 
     func fail(_ message: String) { error.withLock { $0 = message } }
     func finish() { finished.store(true, ordering: .releasing) }

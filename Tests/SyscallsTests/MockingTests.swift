@@ -2,7 +2,6 @@
 // counted, and the mock is scoped to the task that installed it.
 import CEpollShim
 import Foundation
-import Synchronization
 import SystemPackage
 import Syscalls
 import Testing
@@ -53,7 +52,7 @@ struct MockingTests {
         let mock = SyscallMock()
         mock.force(.ioError, on: .fcntl, times: 10)
         let done = DispatchSemaphore(value: 0)
-        let otherThread = Mutex<Errno??>(nil)
+        let otherThread = Lock<Errno??>(nil)
         mock.install {
             Thread.detachNewThread {
                 otherThread.withLock { $0 = .some(failure(system_fcntl(readEnd, F_GETFD))) }

@@ -18,7 +18,7 @@ public func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) 
 /// Collects everything written to a pipe, on a background thread, so that
 /// the child never blocks on a full pipe and a test never blocks on a read.
 public final class OutputCollector: Sendable {
-    private let bytes = Mutex<[UInt8]>([])
+    private let bytes = Lock<[UInt8]>([])
     private let ended = Atomic<Bool>(false)
 
     /// Starts a thread that reads `handle` until its end.
@@ -86,7 +86,7 @@ public final class ChildProcess {
     /// inherits the mask of the thread that spawns it, and the test runner's
     /// threads block SIGTERM among others.
     public static func runWithEmptySignalMask(_ process: Process, name: String) throws {
-        let outcome = Mutex<Result<Void, SpawnError>?>(nil)
+        let outcome = Lock<Result<Void, SpawnError>?>(nil)
         Thread {
             var empty = sigset_t()  // all bits clear: no signal blocked
             _ = system_sigprocmask(SIG_SETMASK, &empty, nil)

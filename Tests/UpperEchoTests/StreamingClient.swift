@@ -16,7 +16,7 @@ final class StreamingClient: Sendable {
     private let receivedCount = Atomic<Int>(0)
     private let firstMismatch = Atomic<Int>(-1)
     private let senderDone = Atomic<Bool>(false)
-    private let readerEnding = Mutex<Ending?>(nil)
+    private let readerEnding = Lock<Ending?>(nil)
 
     static func byte(client: Int, offset: Int) -> UInt8 {
         UInt8(truncatingIfNeeded: (offset &+ client &* 13) % 251)

@@ -1,6 +1,5 @@
 @_exported import TestSupport
 import Foundation
-import Synchronization
 import Syscalls
 
 /// The `upper-echo` executable running as a child process, its output
