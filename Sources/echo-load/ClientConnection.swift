@@ -39,6 +39,9 @@ struct ClientConnection {
     /// The connect time-out, or when to retry.
     var deadline: Int64 = 0
     var wasEstablished = false
+    /// Whether the connection waits for the reply to its probe, the first
+    /// message, sent as soon as it connected (`ConnectQueue`).
+    var probing = false
     /// Whether EPOLLOUT is on (only while unsent bytes wait for room).
     var writeInterest = false
 

@@ -7,9 +7,15 @@ import SystemPackage
 /// which wait to retry, how many connects are in flight, and which source
 /// address new sockets bind to.
 ///
-/// Connects go out in bounded batches (at most `maxInFlight` at once) so that
-/// a burst of SYNs never overflows the server's accept queue, which would
-/// cost each dropped connect a second-long SYN retransmission.
+/// Connects go out in bounded batches so that they never overflow the
+/// server's accept queue: a connect completes as soon as the kernel has queued
+/// the connection, long before the server accepts it, and a connection that
+/// finds the queue full is dropped and retransmitted for seconds (1 + 2 + 4 +
+/// 8 s). In a closed-loop run each new connection therefore sends one message
+/// at once, its probe, and counts against `maxInFlight` until the reply comes
+/// back: only then is it certain that the server accepted it. At most
+/// `maxInFlight` connections are ever connecting or waiting for their probe's
+/// reply, fewer than upper-echo's backlog of 511.
 struct ConnectQueue {
     static let maxInFlight = 256
     /// A refused or timed-out connect is tried this many times in all.
@@ -30,6 +36,9 @@ struct ConnectQueue {
     private var head = 0
     var retrying: [Int] = []
     var inFlight = 0
+    /// Established connections whose probe has not been answered (and has
+    /// not timed out): the server may not have accepted them yet.
+    var unconfirmed = 0
     var nextSweep: Int64 = 0
     var established = 0
     var failed = 0
@@ -41,8 +50,12 @@ struct ConnectQueue {
         pending = Array(0..<connections)
     }
 
-    /// Whether every connection is established or given up.
-    var isSettled: Bool { head == pending.count && retrying.isEmpty && inFlight == 0 }
+    /// Whether every connection is established (and its probe answered or
+    /// timed out) or given up.
+    var isSettled: Bool { head == pending.count && retrying.isEmpty && inFlight == 0 && unconfirmed == 0 }
+
+    /// Connects and probes in flight, the bound `maxInFlight` applies to.
+    var outstanding: Int { inFlight + unconfirmed }
 
     /// Connections still waiting to be tried.
     var waiting: Int { pending.count - head + retrying.count }
@@ -88,11 +101,11 @@ struct ConnectQueue {
 
 extension LoadLoop {
     /// Opens sockets for queued connections while fewer than `maxInFlight`
-    /// connects are in flight; starts the run once every connection is
-    /// established or given up.
+    /// connects and probes are in flight; starts the run once every
+    /// connection is established or given up.
     mutating func startConnects() {
         guard phase == .connecting else { return }
-        while connector.inFlight < ConnectQueue.maxInFlight, let index = connector.popPending() {
+        while connector.outstanding < ConnectQueue.maxInFlight, let index = connector.popPending() {
             openSocket(index)
         }
         if connector.isSettled { beginRunning() }
@@ -164,6 +177,21 @@ extension LoadLoop {
         connections[index].wasEstablished = true
         connector.established += 1
         alive += 1
+        if plan.rate == nil {
+            // Open loop sends nothing before its schedule starts; it has no probe.
+            connections[index].probing = true
+            connections[index].deadline = now + plan.connectTimeoutNanoseconds
+            connector.unconfirmed += 1
+            sendProbe(index)
+        }
+    }
+
+    /// Connection `index`'s first reply arrived, or the connection closed
+    /// before it did: it no longer counts as unconfirmed.
+    mutating func endProbe(_ index: Int) {
+        guard connections[index].probing else { return }
+        connections[index].probing = false
+        connector.unconfirmed -= 1
     }
 
     /// A connect failed: move to the next source address, retry, or give up.
@@ -203,16 +231,20 @@ extension LoadLoop {
         measurement.errors.failedConnects += 1
     }
 
-    /// Times out connects in flight past their deadline, and queues the
-    /// retries that are due.
+    /// Times out connects in flight past their deadline, and probes (the
+    /// connection stays, and the window waits for its first reply as for any
+    /// other: `openWindowOrWait`), and queues the retries that are due.
     mutating func sweepConnects() {
         guard now >= connector.nextSweep else { return }
         connector.nextSweep = now + ConnectQueue.sweepInterval
-        if connector.inFlight > 0 {
-            for index in connections.indices
-            where connections[index].state == .connecting && connections[index].deadline <= now {
-                connector.inFlight -= 1
-                connectFailed(index, .timedOut)
+        if connector.outstanding > 0 {
+            for index in connections.indices where connections[index].deadline <= now {
+                if connections[index].state == .connecting {
+                    connector.inFlight -= 1
+                    connectFailed(index, .timedOut)
+                } else if connections[index].probing {
+                    endProbe(index)
+                }
             }
         }
         var kept = 0

@@ -36,7 +36,7 @@ extension LoadLoop {
         measurement.windowStart = now + plan.warmupNanoseconds
         measurement.windowEnd = measurement.windowStart + plan.durationNanoseconds
         measurement.startInterval(at: now)
-        awaitingFirstReply = alive
+        awaitingFirstReply = connections.count { $0.state == .established && $0.recvSeq == 0 }
         guard alive > 0 else {
             phase = .done
             return
@@ -93,7 +93,8 @@ extension LoadLoop {
             let seconds = Int((Double(now - started) / 1e9).rounded())
             line =
                 "[connect \(seconds)s] \(connector.established)/\(plan.connections) established, "
-                + "\(connector.inFlight) connecting, \(connector.waiting) waiting, "
+                + "\(connector.inFlight) connecting, \(connector.unconfirmed) awaiting a first reply, "
+                + "\(connector.waiting) waiting, "
                 + "\(measurement.errors.connectRetries) retries, \(connector.failed) failed\n"
         } else {
             line = measurement.progressLine(at: now, since: started)

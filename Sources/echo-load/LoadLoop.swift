@@ -4,7 +4,8 @@ import SystemPackage
 
 /// The load generator: one thread, one epoll, every connection.
 ///
-/// A run has four phases: connect (in bounded batches, with retries), run
+/// A run has four phases: connect (in bounded batches, with retries; closed
+/// loop: each connection's first message is its probe, see `ConnectQueue`), run
 /// (warm-up, then the measured window), drain (no new messages; wait up to
 /// `drainTime` for the replies in flight), done. Each turn of the loop reads
 /// in order: compute the timeout, wait, dispatch I/O, run timers (phase
@@ -173,7 +174,10 @@ struct LoadLoop {
                 {
                 case .matched(let completed):
                     inFlightTotal -= completed
-                    if firstReply && completed > 0 { awaitingFirstReply -= 1 }
+                    if firstReply && completed > 0 {
+                        endProbe(index)
+                        if phase != .connecting { awaitingFirstReply -= 1 }
+                    }
                 case .mismatch(let offset):
                     describeMismatch(index, bytes[offset...])
                     measurement.errors.mismatches += 1
@@ -206,6 +210,15 @@ struct LoadLoop {
             inFlightTotal += connections[index].issueClosedLoop(pipeline: pipeline, now: now, origins: origins)
         }
         if !connections[index].writeInterest && connections[index].hasUnsent { flush(index) }
+    }
+
+    /// Issues and writes connection `index`'s probe: one message, timed
+    /// like any other, which the warm-up absorbs.
+    mutating func sendProbe(_ index: Int) {
+        let origins = storage.origins + index * pipeline
+        // One message, message 0, whose origin lives at index 0 of the ring.
+        inFlightTotal += connections[index].issueClosedLoop(pipeline: 1, now: now, origins: origins)
+        flush(index)
     }
 
     /// Writes issued bytes until all are written or the socket is full; only
@@ -245,6 +258,7 @@ struct LoadLoop {
     /// Closes connection `index` for good.
     mutating func close(_ index: Int) {
         if connections[index].state == .established {
+            endProbe(index)
             if connections[index].recvSeq == 0 && phase != .connecting { awaitingFirstReply -= 1 }
             alive -= 1
             inFlightTotal -= connections[index].inFlight

@@ -8,7 +8,9 @@ struct Options: ParsableCommand {
         commandName: "echo-load",
         abstract: "Load an upper-case echo server and check every byte of every reply.",
         discussion: """
-            Opens --connections connections (in batches, retrying refused or timed-out connects), \
+            Opens --connections connections (in batches, retrying refused or timed-out connects; \
+            in the closed loop each sends one message at once, and at most 256 are connecting \
+            or awaiting that first reply, so that they never overflow the server's accept queue), \
             then keeps --pipeline messages of --size random bytes in flight on each (closed loop), \
             or sends --rate messages per second in all (open loop, latency from the scheduled send \
             time). Replies completed during --warmup are checked but not counted; then --duration \

@@ -52,6 +52,23 @@ struct EchoLoadTests {
         #expect(number(report, "min_conn_msgs") >= 1, "the late connection was counted as starved")
         #expect(ContinuousClock.now - started >= .seconds(3), "the window did not wait for the late connection")
     }
+
+    @Test("many connects at once never overflow the server's accept queue: at most 256 await their first reply")
+    func connectsNeverOverflowTheAcceptQueue() throws {
+        // The kernel completes a connect as soon as it queues the connection,
+        // whatever the server's pace: 600 connects, 256 at a time, would fill
+        // a queue of 300 that the server drains at one accept per 2 ms.
+        let backlog = 300
+        let server = try FaultyServer(.acceptEvery(.milliseconds(2)), backlog: CInt(backlog))
+        defer { server.close() }
+        let (load, report) = try runEchoLoad(
+            port: server.port, ["--connections", "600", "--warmup", "0", "--duration", "0.5"])
+        #expect(load.child.exited(with: 0), "\(load.child.termination)")
+        #expect(number(report, "min_conn_msgs") >= 1, "\(report)")
+        let peak = server.peakAcceptQueue
+        #expect(peak >= 128, "the accept queue peaked at \(peak): the server never fell behind, the test proved little")
+        #expect(peak <= 256, "the accept queue peaked at \(peak) of \(backlog)")
+    }
 }
 
 /// Runs echo-load to its end and returns it with its JSON report.
@@ -84,6 +101,8 @@ final class FaultyServer: @unchecked Sendable {
         /// Serves correctly, but accepts the second connection only after
         /// `delay` (the kernel completes its handshake meanwhile).
         case acceptSecondAfter(Duration)
+        /// Serves correctly, but accepts one connection per `interval`.
+        case acceptEvery(Duration)
 
         var testDescription: String {
             switch self {
@@ -91,29 +110,56 @@ final class FaultyServer: @unchecked Sendable {
             case .resetAfterFirstRead: "resets after the first read"
             case .closeAfterFirstRead: "closes after the first read"
             case .acceptSecondAfter(let delay): "accepts the second connection after \(delay)"
+            case .acceptEvery(let interval): "accepts one connection per \(interval)"
             }
         }
     }
 
     let port: UInt16
     private let listener: CInt
+    private let peakQueue = Lock(0)
 
-    init(_ fault: Fault) throws {
+    /// The longest the accept queue was, seen before each accept: how many
+    /// connections the kernel had completed that the server had not yet
+    /// accepted.
+    var peakAcceptQueue: Int { peakQueue.withLock { $0 } }
+
+    init(_ fault: Fault, backlog: CInt = 16) throws {
         listener = try system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)).get()
         try system_bind(listener, SocketAddress(host: "127.0.0.1", port: 0)!).get()
-        try system_listen(listener, 16).get()
+        try system_listen(listener, backlog).get()
         port = try system_getsockname(listener).get().port
         let listener = self.listener
+        let peakQueue = self.peakQueue
         Thread {
             var accepted = 0
-            while case .success(let fd) = system_accept4(listener, CInt(SOCK_CLOEXEC.rawValue)) {
+            while true {
+                let queued = Self.acceptQueueLength(listener)
+                peakQueue.withLock { $0 = max($0, queued) }
+                guard case .success(let fd) = system_accept4(listener, CInt(SOCK_CLOEXEC.rawValue)) else { return }
                 accepted += 1
-                Thread { Self.serve(fd, fault) }.start()
-                if case .acceptSecondAfter(let delay) = fault, accepted == 1 {
+                let thread = Thread { Self.serve(fd, fault) }
+                thread.stackSize = 1 << 18
+                thread.start()
+                switch fault {
+                case .acceptSecondAfter(let delay) where accepted == 1:
                     Thread.sleep(forTimeInterval: Double(delay.components.seconds))
+                case .acceptEvery(let interval):
+                    Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18)
+                default:
+                    break
                 }
             }
         }.start()
+    }
+
+    /// The connections waiting in a listening socket's accept queue: for a
+    /// listener, `TCP_INFO`'s `tcpi_unacked` (0 if it cannot be read).
+    private static func acceptQueueLength(_ listener: CInt) -> Int {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(listener, CInt(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return 0 }
+        return Int(info.tcpi_unacked)
     }
 
     /// Stops accepting (the blocked `accept` returns with an error).
@@ -136,7 +182,7 @@ final class FaultyServer: @unchecked Sendable {
                 return
             case .echoUnchanged:
                 break
-            case .acceptSecondAfter:
+            case .acceptSecondAfter, .acceptEvery:
                 for index in 0..<n { buffer[index] = pythonUpper(buffer[index]) }
             }
             var sent = 0
