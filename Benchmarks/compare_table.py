@@ -35,7 +35,7 @@ def round_ratios(runs, c_runs, field):
 
 
 def errors(run):
-    count = sum(run.get(k, 0) for k in ("mismatches", "resets", "unexpected_eofs", "failed_connects"))
+    count = sum(run.get(k, 0) for k in ("mismatches", "resets", "unexpected_eofs", "failed_connects", "unanswered"))
     return max(count, 1) if run.get("exit_status") else count
 
 

@@ -53,14 +53,14 @@ extension LoadLoop {
 
     /// The warm-up is over: open the measured window, unless (closed loop)
     /// some connection has not had its first reply yet. Then wait, up to
-    /// `maxWarmupExtension`: a connection whose handshake the server's full
+    /// `--first-reply-timeout` (30 s): a connection whose handshake the server's full
     /// accept queue dropped is retransmitted for seconds, and counting from
     /// before it is served would report as starved a connection the server
     /// never had. A connection still unanswered after that is counted from
     /// the window's start, and shows as the least served.
     private mutating func openWindowOrWait() {
         if plan.rate == nil && awaitingFirstReply > 0
-            && now < started + plan.warmupNanoseconds + Self.maxWarmupExtension
+            && now < started + plan.warmupNanoseconds + plan.firstReplyTimeoutNanoseconds
         {
             measurement.windowStart = now + 10_000_000  // look again in 10 ms
             measurement.windowEnd = measurement.windowStart + plan.durationNanoseconds
@@ -121,6 +121,9 @@ extension LoadLoop {
         var most: UInt64 = 0
         var first = true
         for connection in connections where connection.wasEstablished {
+            if connection.state == .established && connection.issued > 0 && connection.recvSeq == 0 {
+                measurement.errors.unanswered += 1
+            }
             least = first ? connection.counted : min(least, connection.counted)
             most = max(most, connection.counted)
             first = false

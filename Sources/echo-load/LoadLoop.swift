@@ -24,11 +24,6 @@ struct LoadLoop {
     static let readBufferSize = 64 * 1024
     static let drainTime: Int64 = 2_000_000_000
     static let progressInterval: Int64 = 1_000_000_000
-    /// The longest the warm-up waits, past `--warmup`, for connections that
-    /// have not had their first reply (see `openWindowOrWait`): 30 s, past
-    /// the fifth of TCP's doubling retransmissions (1 + 2 + 4 + 8 s), which a
-    /// CI run under ThreadSanitizer needed (a first reply after 16.9 s).
-    static let maxWarmupExtension: Int64 = 30_000_000_000
     /// The token of the open-loop timer; connection tokens never reach it.
     static let timerToken = UInt64.max
 

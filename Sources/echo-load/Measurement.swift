@@ -1,6 +1,6 @@
 import Histogram
 
-/// What went wrong during a run. Any of the first four makes the exit code 1;
+/// What went wrong during a run. Any of the first five makes the exit code 1;
 /// retries are not errors, only a sign that the server was slow to accept.
 struct ErrorCounts {
     /// Replies with a byte that is not the upper-cased byte sent (or bytes
@@ -13,11 +13,14 @@ struct ErrorCounts {
     var unexpectedEOFs = 0
     /// Connections that never got established, after every retry.
     var failedConnects = 0
+    /// Connections still open at the end that were sent messages and never
+    /// got a single reply (a server that accepts and stays silent).
+    var unanswered = 0
     /// Connect attempts that timed out or were refused and were tried again.
     var connectRetries = 0
 
     /// The errors that count against the server.
-    var total: Int { mismatches + resets + unexpectedEOFs + failedConnects }
+    var total: Int { mismatches + resets + unexpectedEOFs + failedConnects + unanswered }
 }
 
 /// The latency histograms and counters of one run. Latencies are recorded in

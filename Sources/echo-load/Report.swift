@@ -63,7 +63,8 @@ enum Report {
               per connection  least \(result.leastPerConnection), most \(result.mostPerConnection) replies \
             (\(result.established) of \(plan.connections) connections established)
               errors          \(errors.total) (mismatches \(errors.mismatches), resets \(errors.resets), \
-            unexpected EOFs \(errors.unexpectedEOFs), failed connects \(errors.failedConnects)); \
+            unexpected EOFs \(errors.unexpectedEOFs), failed connects \(errors.failedConnects), \
+            never answered \(errors.unanswered)); \
             connect retries \(errors.connectRetries)\(serverLine(result))
             """
     }
@@ -98,6 +99,7 @@ enum Report {
             ("resets", "\(errors.resets)"),
             ("unexpected_eofs", "\(errors.unexpectedEOFs)"),
             ("failed_connects", "\(errors.failedConnects)"),
+            ("unanswered", "\(errors.unanswered)"),
             ("connect_retries", "\(errors.connectRetries)"),
             ("warmup_s", fixed(plan.warmupSeconds, 3)),
             ("seed", "\(plan.seed)"),

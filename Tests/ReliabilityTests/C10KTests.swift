@@ -30,7 +30,7 @@ extension ReliabilityTests {
         func value(_ key: String) -> Double { EchoLoadProcess.number(report, key) ?? -1 }
 
         #expect(load.child.exited(with: 0), "echo-load: \(load.child.termination); \(report)")
-        for key in ["mismatches", "resets", "unexpected_eofs", "failed_connects"] {
+        for key in ["mismatches", "resets", "unexpected_eofs", "failed_connects", "unanswered"] {
             #expect(value(key) == 0, "\(key) = \(value(key))")
         }
         #expect(value("connections") == Double(connections))

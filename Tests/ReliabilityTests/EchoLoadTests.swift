@@ -13,13 +13,18 @@ struct EchoLoadTests {
         (.echoUnchanged, ["mismatches"]),  // replies not upper-cased
         (.resetAfterFirstRead, ["resets", "unexpected_eofs"]),  // a reset mid-exchange
         (.closeAfterFirstRead, ["unexpected_eofs"]),  // a close with replies owed
+        (.neverReply, ["unanswered"]),  // accepts and reads, but stays silent
     ]
 
     @Test("a server that gets the service wrong is noticed and counted, and the exit status is 1", arguments: faults)
     func faultsFail(fault: FaultyServer.Fault, counters: [String]) throws {
         let server = try FaultyServer(fault)
         defer { server.close() }
-        let (load, report) = try runEchoLoad(port: server.port, ["--connections", "1", "--duration", "1"])
+        // Short time-outs, so that a silent server does not hold the run for
+        // the default 5 s probe and 30 s first-reply waits.
+        let (load, report) = try runEchoLoad(
+            port: server.port,
+            ["--connections", "1", "--duration", "1", "--connect-timeout", "0.5", "--first-reply-timeout", "0.5"])
         #expect(counters.map { number(report, $0) }.reduce(0, +) >= 1, "\(counters) in \(report)")
         #expect(load.child.exited(with: 1), "\(load.child.termination)")
     }
@@ -98,6 +103,8 @@ final class FaultyServer: @unchecked Sendable {
         case resetAfterFirstRead
         /// Reads once, then closes gracefully without replying.
         case closeAfterFirstRead
+        /// Reads everything and never replies.
+        case neverReply
         /// Serves correctly, but accepts the second connection only after
         /// `delay` (the kernel completes its handshake meanwhile).
         case acceptSecondAfter(Duration)
@@ -109,6 +116,7 @@ final class FaultyServer: @unchecked Sendable {
             case .echoUnchanged: "echoes without upper-casing"
             case .resetAfterFirstRead: "resets after the first read"
             case .closeAfterFirstRead: "closes after the first read"
+            case .neverReply: "never replies"
             case .acceptSecondAfter(let delay): "accepts the second connection after \(delay)"
             case .acceptEvery(let interval): "accepts one connection per \(interval)"
             }
@@ -180,6 +188,8 @@ final class FaultyServer: @unchecked Sendable {
                 return
             case .closeAfterFirstRead:
                 return
+            case .neverReply:
+                continue
             case .echoUnchanged:
                 break
             case .acceptSecondAfter, .acceptEvery:
