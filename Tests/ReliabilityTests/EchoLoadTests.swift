@@ -151,9 +151,9 @@ final class FaultyServer: @unchecked Sendable {
                 thread.start()
                 switch fault {
                 case .acceptSecondAfter(let delay) where accepted == 1:
-                    Thread.sleep(forTimeInterval: Double(delay.components.seconds))
+                    Thread.sleep(forTimeInterval: seconds(delay))
                 case .acceptEvery(let interval):
-                    Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18)
+                    Thread.sleep(forTimeInterval: seconds(interval))
                 default:
                     break
                 }
