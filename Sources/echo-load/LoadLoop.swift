@@ -169,10 +169,7 @@ struct LoadLoop {
                 {
                 case .matched(let completed):
                     inFlightTotal -= completed
-                    if firstReply && completed > 0 {
-                        endProbe(index)
-                        if phase != .connecting { awaitingFirstReply -= 1 }
-                    }
+                    if firstReply && completed > 0 { firstReplyEnded(index) }
                 case .mismatch(let offset):
                     describeMismatch(index, bytes[offset...])
                     measurement.errors.mismatches += 1
@@ -205,6 +202,14 @@ struct LoadLoop {
             inFlightTotal += connections[index].issueClosedLoop(pipeline: pipeline, now: now, origins: origins)
         }
         if !connections[index].writeInterest && connections[index].hasUnsent { flush(index) }
+    }
+
+    /// Connection `index` no longer waits for its first reply: it came, or
+    /// the connection closed. One place for both counts of such connections,
+    /// the connect phase's (`endProbe`) and the warm-up's.
+    private mutating func firstReplyEnded(_ index: Int) {
+        endProbe(index)
+        if phase != .connecting { awaitingFirstReply -= 1 }
     }
 
     /// Issues and writes connection `index`'s probe: one message, timed
@@ -253,8 +258,7 @@ struct LoadLoop {
     /// Closes connection `index` for good.
     mutating func close(_ index: Int) {
         if connections[index].state == .established {
-            endProbe(index)
-            if connections[index].recvSeq == 0 && phase != .connecting { awaitingFirstReply -= 1 }
+            if connections[index].recvSeq == 0 { firstReplyEnded(index) }
             alive -= 1
             inFlightTotal -= connections[index].inFlight
         }
