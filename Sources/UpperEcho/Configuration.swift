@@ -16,8 +16,17 @@ public struct Configuration: Sendable {
     public var maxConnections: Int?
     /// Per-connection settings: water marks, idle timeout.
     public var connection = TCPConnection.Options()
-    /// How long a graceful shutdown may take to deliver queued replies.
-    public var shutdownGrace: Duration = .seconds(2)
+    /// How long a graceful shutdown waits, from its start, for every connection
+    /// to take its queued replies and close its side; then whatever is left is
+    /// closed at once and its queued replies are dropped.
+    ///
+    /// It bounds the whole drain, not one reply: a client still reading its
+    /// replies steadily when the grace ends loses the rest. The default, 20 s,
+    /// fits inside the stop timeouts of the usual supervisors, so the server
+    /// exits by itself before it is killed: Kubernetes sends SIGKILL 30 s after
+    /// SIGTERM (`terminationGracePeriodSeconds`, which a `preStop` hook also
+    /// spends), systemd 90 s after (`DefaultTimeoutStopSec`).
+    public var shutdownGrace: Duration = .seconds(20)
     /// Print each event and payload, as the lesson's program does.
     public var verbose = false
 

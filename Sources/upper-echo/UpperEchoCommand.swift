@@ -14,7 +14,8 @@ struct UpperEchoCommand: ParsableCommand {
         abstract: "Echo every byte back with ASCII a-z upper-cased, over epoll, poll or select.",
         discussion: """
             Prints `listening on HOST:PORT (BACKEND)` once it accepts connections.
-            SIGINT or SIGTERM: stop accepting, deliver queued replies (2 s at most), exit 0.
+            SIGINT or SIGTERM: stop accepting, deliver queued replies (for --shutdown-grace at most), exit 0;
+            a second SIGINT or SIGTERM stops at once.
             SIGHUP: print one `stats ...` line with the server's counters.
             Try it: `nc 127.0.0.1 8000`, type a line, get it back upper-cased.
             """
@@ -38,6 +39,13 @@ struct UpperEchoCommand: ParsableCommand {
     @Option(help: "Close a connection after this many seconds without traffic (default: never).")
     var idleTimeout: Double?
 
+    @Option(
+        help: ArgumentHelp(
+            "How long a shutdown waits for clients to take their queued replies, in seconds.",
+            discussion: "After that, what is left is closed and dropped. 0 closes everything at once.",
+            valueName: "seconds"))
+    var shutdownGrace: Double = 20
+
     @Flag(help: "Print every event and payload, as the lesson's program does.")
     var verbose = false
 
@@ -48,6 +56,9 @@ struct UpperEchoCommand: ParsableCommand {
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         if let idleTimeout, !(idleTimeout > 0) {
             throw ValidationError("--idle-timeout must be a positive number of seconds")
+        }
+        if !(shutdownGrace >= 0 && shutdownGrace <= 86_400) {
+            throw ValidationError("--shutdown-grace must be a number of seconds from 0 to 86400")
         }
         if backlog < 1 { throw ValidationError("--backlog must be at least 1") }
     }
@@ -68,6 +79,7 @@ struct UpperEchoCommand: ParsableCommand {
         configuration.backlog = backlog
         configuration.maxConnections = maxConnections
         configuration.connection.idleTimeout = idleTimeout.map { .nanoseconds(Int64($0 * 1e9)) }
+        configuration.shutdownGrace = .nanoseconds(Int64(shutdownGrace * 1e9))
         configuration.verbose = verbose
         do {
             switch selector {

@@ -4,11 +4,12 @@ import Syscalls
 import Testing
 
 extension ReliabilityTests {
-    /// Scenario 3. 100 clients each send `size` bytes as fast as the server
-    /// takes them (64 KiB blocking sends), and read their replies slowly at
-    /// first (1 KiB every 20 ms, until their sender has made no progress for
-    /// 1 s: every buffer between them and the server is full and the server
-    /// has stopped reading them), then as fast as they can.
+    /// Scenario 3. 100 clients each send as fast as the server takes their
+    /// bytes (64 KiB blocking sends) and read their replies slowly (1 KiB
+    /// every 20 ms), until they are held back: their sender has made no
+    /// progress for 1 s, so every buffer between them and the server is full
+    /// and the server has stopped reading them. Then each sender stops (the
+    /// soak form once it has sent 16 MiB), sends end of input, and its reader reads the rest as fast as it can.
     ///
     /// The server must stop reading from a client whose replies pile up
     /// (high water mark 64 KiB), so its memory stays bounded:
@@ -19,15 +20,20 @@ extension ReliabilityTests {
     /// objects, the allocator's own bookkeeping). A connection queues at most
     /// one read (64 KiB) beyond the high water mark before it stops reading.
     /// Every reply byte is checked; each reply ends with end of file after
-    /// exactly `size` bytes.
+    /// exactly the bytes its client sent.
     ///
-    /// On loopback the kernel buffers about 4 MiB per connection on its own
-    /// (the server's send buffer grows to `tcp_wmem`'s 4 MiB even with the
-    /// clients' buffers pinned small), so a client must send more than that
-    /// before the server queues anything: the short form sends 6 MiB each.
+    /// The condition is driven, not hoped for: a sender keeps sending until
+    /// its client is held back, however much that takes (on loopback the
+    /// server's kernel send buffer alone grows to `tcp_wmem`'s 4 MiB), and no
+    /// reader speeds up before the server has reported (SIGHUP) a queue at
+    /// the high water mark. If that does not happen within the deadline, the
+    /// test fails saying so.
     @Test func slowReadersStayWithinTheMemoryBound() throws {
         let clients = 100
-        let size = Soak.pick(short: 6, soak: 16) << 20
+        let highWaterMark = 64 * 1024
+        // The soak form sends at least 16 MiB per client, held back or not.
+        let minimum = Soak.pick(short: 0, soak: 16) << 20
+        let slowPhaseLimit = Duration.seconds(Soak.pick(short: 90, soak: 300))
         let slackKilobytes = 4 * 1024
         let perClientKilobytes = 64 + 64
         let server = try ServerProcess()
@@ -37,60 +43,100 @@ extension ReliabilityTests {
         let port = server.port
 
         let connections = try (0..<clients).map { _ in
-            try Client(port: port, timeout: .seconds(60), receiveBuffer: 32 * 1024, sendBuffer: 64 * 1024)
+            try Client(port: port, timeout: .seconds(120), receiveBuffer: 32 * 1024, sendBuffer: 64 * 1024)
         }
         let senders = (0..<clients).map { _ in SenderProgress() }
         let results = Lock<[Int: Verification]>([:])
         let sendErrors = Lock<[String]>([])
-        let stalled = Atomic<Int>(0)
+        let heldBack = Atomic<Int>(0)
+        let queueReached = Atomic<Bool>(false)
+        let readersDone = Atomic<Int>(0)
+        let monitored = Monitored(server)
         let start = ContinuousClock.now
-        let finished = runThreads(2 * clients, timeout: .seconds(Soak.pick(short: 120, soak: 600))) { thread in
+        let slowPhaseEnd = start + slowPhaseLimit
+        let finished = runThreads(2 * clients + 1, timeout: .seconds(Soak.pick(short: 300, soak: 900))) { thread in
+            if thread == 2 * clients {
+                // The monitor: until the server reports a queue at the high
+                // water mark, no reader leaves its slow phase.
+                while !queueReached.load(ordering: .acquiring) && ContinuousClock.now < slowPhaseEnd
+                    && readersDone.load(ordering: .relaxed) < clients
+                {
+                    if let queued = monitored.server.stats()?["peak_queued"], queued >= highWaterMark {
+                        queueReached.store(true, ordering: .releasing)
+                    } else {
+                        Thread.sleep(forTimeInterval: 0.1)
+                    }
+                }
+                return
+            }
             let index = thread / 2
             let client = connections[index]
             let sender = senders[index]
             if thread % 2 == 0 {
-                do { try client.sendStream(index, count: size) { sender.advance(to: $0) } } catch {
+                var sent = 0
+                do {
+                    while !sender.isStopRequested || sent < minimum {
+                        try client.sendStream(index, from: sent, count: 65536)
+                        sent += 65536
+                        sender.advance(to: sent)
+                    }
+                } catch {
                     sendErrors.withLock { $0.append("client \(index): \(error)") }
                 }
+                // Before the end of input, so that the reader knows the total
+                // by the time the server's end of file reaches it.
+                sender.finish(total: sent)
                 client.shutdownWrite()
-                sender.finish()
             } else {
                 var slow = true
-                var result = client.verify(count: size, stream: index) { _ in
-                    if slow && (sender.isFinished || sender.idle > .seconds(1)) {
+                var result = client.verify(count: .max, stream: index) { _ in
+                    if slow && sender.idle > .seconds(1) && queueReached.load(ordering: .acquiring) {
                         slow = false
-                        if !sender.isFinished { stalled.add(1, ordering: .relaxed) }
+                        heldBack.add(1, ordering: .relaxed)
+                    } else if slow && ContinuousClock.now >= slowPhaseEnd {
+                        slow = false  // not held back in time: the assertions below say so
                     }
+                    if !slow { sender.requestStop() }
                     return slow ? (1024, .milliseconds(20)) : (65536, .zero)
                 }
-                // Nothing more: the server closes once the replies are delivered.
-                if result.isExact(size) { result.ending = client.ending() == .endOfFile ? .complete : .timedOut }
+                // The server closes once every reply is delivered.
+                if result.ending == .endOfFile && result.received == sender.total { result.ending = .complete }
                 results.withLock { $0[index] = result }
+                readersDone.add(1, ordering: .relaxed)
             }
         }
         let elapsed = ContinuousClock.now - start
         try #require(finished, "the clients did not finish in time")
+        let reached = queueReached.load(ordering: .acquiring)
+        try #require(
+            reached,
+            "the server never reported a queue of \(highWaterMark) bytes within \(slowPhaseLimit): nothing was tested")
         let peakKilobytes = try #require(server.peakResidentKilobytes())
         let stats = try #require(server.stats())
+        let totals = senders.map(\.total)
 
         #expect(sendErrors.withLock { $0 }.isEmpty, "\(sendErrors.withLock { $0.prefix(3) })")
-        let wrong = results.withLock { $0 }.filter { !$0.value.isExact(size) }
+        let wrong = results.withLock { $0 }.filter { !$0.value.isExact(totals[$0.key]) }
         #expect(results.withLock { $0.count } == clients)
         #expect(
             wrong.isEmpty, "\(wrong.count) clients wrong, e.g. \(wrong.first.map { "\($0.key): \($0.value)" } ?? "")")
         #expect(
             peakKilobytes <= boundKilobytes || Sanitizer.isActive,
             "peak RSS \(peakKilobytes) KiB above the bound \(boundKilobytes) KiB")
-        // The test proves something only if replies piled up to the high water mark.
+        // A connection queues at most one read beyond the high water mark.
         let peakQueued = stats["peak_queued"] ?? 0
-        #expect(peakQueued >= 64 * 1024 && peakQueued <= 128 * 1024, "peak_queued \(peakQueued)")
-        #expect(stalled.load(ordering: .relaxed) > clients / 2, "few clients were held back: the test proved little")
-        #expect(stats["bytes_in"] == clients * size && stats["bytes_out"] == clients * size, "\(stats)")
+        #expect(peakQueued >= highWaterMark && peakQueued <= 2 * highWaterMark, "peak_queued \(peakQueued)")
+        #expect(
+            heldBack.load(ordering: .relaxed) == clients,
+            "only \(heldBack.load(ordering: .relaxed)) of \(clients) clients were held back within \(slowPhaseLimit)")
+        let total = totals.reduce(0, +)
+        #expect(stats["bytes_in"] == total && stats["bytes_out"] == total, "sent \(total): \(stats)")
         #expect(server.isRunning, "upper-echo died: \(server.child.errors.text.suffix(500))")
         figure(
             "slow-readers",
-            "clients=\(clients) each=\(size >> 20)MiB verified=\(clients - wrong.count)/\(clients)"
-                + " held_back=\(stalled.load(ordering: .relaxed))/\(clients) in \(fixed(seconds(elapsed), 1))s"
+            "clients=\(clients) each=\(fixed(Double(total) / Double(clients) / 1_048_576, 1))MiB"
+                + " verified=\(clients - wrong.count)/\(clients)"
+                + " held_back=\(heldBack.load(ordering: .relaxed))/\(clients) in \(fixed(seconds(elapsed), 1))s"
                 + " peak_rss_kb=\(peakKilobytes) bound_kb=\(boundKilobytes)"
                 + " (baseline \(baselineKilobytes) + slack \(slackKilobytes) + \(clients) x \(perClientKilobytes))"
                 + " peak_queued=\(peakQueued)\(Sanitizer.isActive ? " (sanitizer build: bound not asserted)" : "")"
@@ -98,11 +144,20 @@ extension ReliabilityTests {
     }
 }
 
-/// How far a sender got, for its reader: the reader slows down until the
-/// sender stalls.
+/// The server, handed to the monitor thread, which only calls `stats()`: a
+/// SIGHUP and a read of the collected output, which is behind a lock.
+private final class Monitored: @unchecked Sendable {
+    let server: ServerProcess
+    init(_ server: ServerProcess) { self.server = server }
+}
+
+/// How far a sender got, for its reader: the reader reads slowly until the
+/// sender stalls, then tells the sender to stop.
 final class SenderProgress: Sendable {
     private let lastProgress = Atomic<Int64>(SenderProgress.now())
     private let finished = Atomic<Bool>(false)
+    private let stopRequested = Atomic<Bool>(false)
+    private let sentTotal = Atomic<Int>(0)
 
     private static let epoch = ContinuousClock.now
 
@@ -114,10 +169,21 @@ final class SenderProgress: Sendable {
     /// The sender sent more.
     func advance(to _: Int) { lastProgress.store(Self.now(), ordering: .relaxed) }
 
-    /// The sender is done.
-    func finish() { finished.store(true, ordering: .releasing) }
+    /// The sender is done, after `total` bytes.
+    func finish(total: Int) {
+        sentTotal.store(total, ordering: .relaxed)
+        finished.store(true, ordering: .releasing)
+    }
 
     var isFinished: Bool { finished.load(ordering: .acquiring) }
+
+    /// The bytes sent in all, once finished.
+    var total: Int { isFinished ? sentTotal.load(ordering: .relaxed) : -1 }
+
+    /// The reader asks the sender to stop after its current chunk.
+    func requestStop() { stopRequested.store(true, ordering: .releasing) }
+
+    var isStopRequested: Bool { stopRequested.load(ordering: .acquiring) }
 
     /// How long since the sender last made progress.
     var idle: Duration { .nanoseconds(Self.now() - lastProgress.load(ordering: .relaxed)) }

@@ -15,19 +15,20 @@ extension UpperEchoTests {
 
         @Test(arguments: [SIGTERM, SIGINT])
         func underLoadASignalDeliversTheQueuedRepliesThenEndOfFileAndExits0(signal: CInt) throws {
-            let server = try UpperEchoProcess(["--port", "0"])
+            let server = try UpperEchoProcess(["--port", "0"] + Self.longGrace)
             defer { server.stop() }
             let port = try #require(server.waitForPort())
             let clients = try (0..<4).map { try StreamingClient(index: $0, port: port) }
             try #require(
-                waitUntil { clients.allSatisfy { $0.received >= 256 * 1024 } }, "the clients are not streaming")
+                waitUntil(timeout: .seconds(60)) { clients.allSatisfy { $0.received >= 256 * 1024 } },
+                "the clients are not streaming")
 
             let start = ContinuousClock.now
             server.send(signal)
-            #expect(server.waitForExit(timeout: .seconds(2)), "still running 2 s after signal \(signal)")
+            #expect(server.waitForExit(timeout: .seconds(120)), "still running 120 s after signal \(signal)")
             print("upper-echo exited \(ContinuousClock.now - start) after signal \(signal) under load")
             #expect(server.exited(with: 0), "terminated by \(server.process.terminationReason)")
-            #expect(waitUntil { clients.allSatisfy(\.isFinished) }, "a client is still running")
+            #expect(waitUntil(timeout: .seconds(60)) { clients.allSatisfy(\.isFinished) }, "a client is still running")
             for client in clients {
                 #expect(client.ending == .endOfFile, "client \(client.index)")
                 #expect(client.mismatch == nil, "client \(client.index): a reply byte is not bytes.upper()")
@@ -39,19 +40,51 @@ extension UpperEchoTests {
             #expect(stats["accepted"] == 4 && stats["open"] == 0)
         }
 
+        /// A grace long enough for any sanitizer build, for the tests that are
+        /// not about the grace itself.
+        static let longGrace = ["--shutdown-grace", "600"]
+
+        /// Fills every buffer between `client` and `server` without reading:
+        /// sends until nothing more goes in and the server reports that it
+        /// queued at least `queued` bytes for a connection (so it has paused
+        /// reading at its high-water mark). Returns how many bytes were sent,
+        /// or `nil` if that did not happen within `timeout`.
+        static func fillBuffers(
+            _ client: TestClient, _ server: UpperEchoProcess, queued: Int = 64 * 1024,
+            timeout: Duration = .seconds(120), _ byte: (Int) -> UInt8
+        ) -> Int? {
+            let deadline = ContinuousClock.now + timeout
+            var sent = 0
+            while ContinuousClock.now < deadline {
+                let base = sent
+                sent += client.sendUntilStalled { byte(base + $0) }
+                if let stats = server.stats(), stats["peak_queued"] ?? 0 >= queued { return sent }
+            }
+            return nil
+        }
+
+        /// The server has begun its shutdown: it logged the signal.
+        static func waitForShutdownToStart(_ server: UpperEchoProcess) -> Bool {
+            waitUntil(timeout: .seconds(60)) {
+                server.errors.lines.contains { $0.hasSuffix("shutting down") } || !server.process.isRunning
+            }
+        }
+
         /// Regression: a client that read its replies only after SIGTERM lost
         /// the ones queued in the server's kernel send buffer to a reset,
         /// because the server closed the socket with input still unread.
         @Test func repliesQueuedForAClientThatReadsOnlyAfterSIGTERMAreAllDelivered() throws {
-            let server = try UpperEchoProcess(["--port", "0"])
+            let server = try UpperEchoProcess(["--port", "0"] + Self.longGrace)
             defer { server.stop() }
             let port = try #require(server.waitForPort())
-            let client = try TestClient(port: port)
+            let client = try TestClient(port: port, timeout: .seconds(60))
             func byte(_ offset: Int) -> UInt8 { UInt8(truncatingIfNeeded: offset % 251) }
 
-            let sent = client.sendUntilStalled(byte)
+            let sent = try #require(
+                Self.fillBuffers(client, server, byte), "the server never queued 64 KiB: the test would prove nothing")
             server.send(SIGTERM)
-            Thread.sleep(forTimeInterval: 0.2)  // the server flushes what it can and closes
+            // The client reads only once the server has started to close.
+            try #require(Self.waitForShutdownToStart(server), "no shutdown line: \(server.errors.text)")
 
             var received = 0
             var mismatch: Int?
@@ -66,10 +99,40 @@ extension UpperEchoTests {
             client.close()
             #expect(ending == .endOfFile)
             #expect(mismatch == nil, "reply byte \(mismatch ?? -1) is not bytes.upper() of the byte sent")
-            #expect(server.waitForExit(timeout: .seconds(3)) && server.exited(with: 0))
+            #expect(server.waitForExit(timeout: .seconds(60)) && server.exited(with: 0))
             let stats = try #require(Self.finalStats(server), "stderr: \(server.errors.text)")
             #expect(received == stats["bytes_out"], "sent \(sent), the server wrote \(stats["bytes_out"] ?? -1)")
-            #expect(stats["peak_queued"] ?? 0 > 0, "the server never had to queue: the test proved nothing")
+        }
+
+        /// The other side of the grace: a client that never reads its replies
+        /// holds the shutdown for the grace and no longer. Then the server
+        /// drops its replies and closes it, and still exits 0.
+        @Test func aClientThatNeverReadsIsCutAtTheGraceAndTheServerExits0() throws {
+            let grace = Duration.seconds(1)
+            let server = try UpperEchoProcess(["--port", "0", "--shutdown-grace", "1"])
+            defer { server.stop() }
+            let port = try #require(server.waitForPort())
+            let client = try TestClient(port: port, timeout: .seconds(60))
+            try #require(
+                Self.fillBuffers(client, server) { UInt8(truncatingIfNeeded: $0) } != nil,
+                "the server never queued 64 KiB for the client")
+
+            let signalled = ContinuousClock.now
+            server.send(SIGTERM)
+            #expect(server.waitForExit(timeout: .seconds(60)), "still running 60 s after SIGTERM")
+            let took = ContinuousClock.now - signalled
+            #expect(server.exited(with: 0), "terminated by \(server.process.terminationReason)")
+            #expect(took >= grace, "exited \(took) after SIGTERM, before the \(grace) grace was over")
+            let stats = try #require(Self.finalStats(server), "stderr: \(server.errors.text)")
+            #expect(stats["open"] == 0 && stats["closed"] == 1, "\(stats)")
+
+            // What the client can still read ends in a reset, short of what
+            // the server wrote: the rest was dropped at the grace.
+            var received = 0
+            let ending = client.receiveUntilEnd { offset, bytes in received = offset + bytes.count }
+            client.close()
+            #expect(ending == .reset, "the connection ended with \(ending), not a reset")
+            #expect(received < stats["bytes_out"] ?? 0, "received \(received) of \(stats["bytes_out"] ?? -1)")
         }
 
         @Test func sighupPrintsAStatsLineAndTheServerKeepsRunning() throws {

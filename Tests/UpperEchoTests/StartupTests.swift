@@ -69,6 +69,8 @@ extension UpperEchoTests {
             (["--bogus", "--port", "0"], "Unknown option '--bogus'"),
             (["--max-connections", "0", "--port", "0"], "--max-connections must be at least 1"),
             (["--idle-timeout", "0", "--port", "0"], "--idle-timeout must be a positive number of seconds"),
+            (["--shutdown-grace=-1", "--port", "0"], "--shutdown-grace must be a number of seconds from 0 to 86400"),
+            (["--shutdown-grace", "soon", "--port", "0"], "'soon' is invalid for '--shutdown-grace"),
         ])
         func aBadFlagIsAUsageError(arguments: [String], error: String) throws {
             let server = try UpperEchoProcess(arguments)
