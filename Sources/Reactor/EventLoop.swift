@@ -53,6 +53,10 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     // taken out first), so they need no runtime exclusivity check either.
     @exclusivity(unchecked) private var timers = TimerHeap()
     @exclusivity(unchecked) private var deferred: [() -> Void] = []
+    // The array `runDeferred` runs from, swapped with `deferred` so that
+    // neither is ever copied: both keep their capacity, and an iteration
+    // with deferred work allocates nothing.
+    @exclusivity(unchecked) private var runningDeferred: [() -> Void] = []
     private var running = false
     private var wakeupID: SourceID?
     // Sources that unregistered while I/O was being dispatched, kept alive
@@ -257,9 +261,10 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
 
     private func runDeferred() {
         guard !deferred.isEmpty else { return }
-        let work = deferred
-        deferred.removeAll(keepingCapacity: true)
-        for body in work { body() }
+        // What the bodies enqueue goes into the other array, for the next iteration.
+        swap(&deferred, &runningDeferred)
+        for index in runningDeferred.indices { runningDeferred[index]() }
+        runningDeferred.removeAll(keepingCapacity: true)
     }
 
     /// The time until the nearest timer, capped by `limit`.

@@ -18,4 +18,7 @@ public struct SourceID: Hashable, Sendable {
     let slot: Int
     /// The watched descriptor.
     public let fileDescriptor: FileDescriptor
+
+    /// No registration: a placeholder for a source not (or no longer) registered.
+    static let none = SourceID(slot: -1, fileDescriptor: FileDescriptor(rawValue: -1))
 }

@@ -28,6 +28,9 @@ public protocol TCPConnectionHandler: AnyObject {
 ///   reads again.
 /// - **Half-close**: when the peer shuts its writing side, the queued replies
 ///   are flushed, then the connection closes.
+/// - **Closing**: `close()` and `closeLingering()` deliver what was written
+///   before them; bytes written after them are dropped. `abort()` drops the
+///   queue too. `state` says where a connection is, one `State` at a time.
 /// - **Reset** (`ECONNRESET`, `EPIPE`): closes quietly; never a SIGPIPE.
 /// - **Idle timeout**: closes a connection that moved no byte for that long.
 public final class TCPConnection: EventSource {
@@ -68,6 +71,34 @@ public final class TCPConnection: EventSource {
         }
     }
 
+    /// Where a connection is in its life. Reading may be paused beside any of
+    /// these (`isReadingPaused`), by backpressure.
+    public enum State: Sendable, Equatable, CustomStringConvertible {
+        /// Reading and writing.
+        case open
+        /// Delivering what is queued, then closing; reading no more, and
+        /// dropping writes. Either `close()` was called, or the peer finished
+        /// sending (`afterEndOfInput`; the close reason is then `.endOfInput`).
+        case draining(afterEndOfInput: Bool)
+        /// `closeLingering()` was called: delivering what is queued, then
+        /// sending end of input (`halfClosed` from then on), then reading and
+        /// dropping whatever the peer sends until its end of input, and only
+        /// then closing. Writes are dropped.
+        case lingering(halfClosed: Bool)
+        /// Closed, the descriptor released. Writes are dropped.
+        case closed
+
+        /// A short phrase.
+        public var description: String {
+            switch self {
+            case .open: "open"
+            case .draining(let afterEndOfInput): afterEndOfInput ? "draining after end of input" : "draining"
+            case .lingering(let halfClosed): halfClosed ? "lingering, half-closed" : "lingering"
+            case .closed: "closed"
+            }
+        }
+    }
+
     // Stored properties are laid out in the order they are declared. What
     // every chunk reads comes first, so that it shares the object's first
     // two cache lines (between two events the kernel's own work evicts most
@@ -79,21 +110,22 @@ public final class TCPConnection: EventSource {
     // re-enter it: the runtime's exclusivity checks (a thread-local lookup
     // per access, on every chunk) are turned off for it.
     @exclusivity(unchecked) private var descriptor: FileDescriptor
+    // Starts closed: it is open once the loop watches it.
+    @exclusivity(unchecked) private var current = State.closed
     @exclusivity(unchecked) private var readPaused = false
-    @exclusivity(unchecked) private var inputEnded = false
-    @exclusivity(unchecked) private var closeWhenFlushed = false
-    @exclusivity(unchecked) private var lingerWhenFlushed = false
-    @exclusivity(unchecked) private var lingering = false
     // Activity is only read by the idle timer: without one, reads and writes
     // skip the loop's clock (a call through the context protocol per chunk).
     private let tracksActivity: Bool
-    @exclusivity(unchecked) private var id: SourceID?
+    // Meaningful while the state is not `.closed`.
+    @exclusivity(unchecked) private var id = SourceID.none
     // Copies of `options.readsPerWakeup` and of the loop's read buffer, kept
     // with the hot state for the same reason.
     private let readsPerWakeup: Int
     private let readBuffer: UnsafeMutableRawBufferPointer
     @exclusivity(unchecked) private var owner: TCPConnectionHandler?
     @exclusivity(unchecked) private var outbound = OutboundBuffer()
+    @exclusivity(unchecked) private var received = 0
+    @exclusivity(unchecked) private var sent = 0
     // unowned(unsafe): the loop holds every registered source, so it outlives
     // this connection's use of it; a checked reference would cost an atomic
     // retain and release on every chunk.
@@ -119,11 +151,21 @@ public final class TCPConnection: EventSource {
     /// The most bytes that were ever queued at once.
     public private(set) var peakQueuedBytes = 0
 
+    /// How many bytes were read from the peer.
+    public var bytesReceived: Int { received }
+
+    /// How many bytes the kernel took for the peer: written and not dropped.
+    /// Bytes still queued, or dropped by `abort()` or a reset, do not count.
+    public var bytesSent: Int { sent }
+
     /// Whether reading is paused because the peer is not reading its replies.
     public var isReadingPaused: Bool { readPaused }
 
+    /// Where the connection is in its life.
+    public var state: State { current }
+
     /// Whether the connection is closed.
-    public var isClosed: Bool { id == nil }
+    public var isClosed: Bool { current == .closed }
 
     /// Takes over `fileDescriptor` (a connected, non-blocking socket) and
     /// starts reading from it.
@@ -147,6 +189,7 @@ public final class TCPConnection: EventSource {
         self.readsPerWakeup = options.readsPerWakeup
         do {
             id = try loop.register(self, fileDescriptor: fileDescriptor, interest: .read)
+            current = .open
         } catch {
             _ = system_close(descriptor.rawValue)
             descriptor = FileDescriptor(rawValue: -1)
@@ -161,16 +204,23 @@ public final class TCPConnection: EventSource {
         if descriptor.rawValue >= 0 { _ = system_close(descriptor.rawValue) }
     }
 
-    /// Sends `bytes` now, queueing what the kernel does not take. Bytes
-    /// written after `close()` are dropped.
+    /// Sends `bytes` now, queueing what the kernel does not take.
+    ///
+    /// Accepted while the state is `.open`. Dropped once the connection is
+    /// closing in any way: after `close()` and `closeLingering()` (what was
+    /// written before them is delivered, nothing after), after `abort()`, and
+    /// after the peer's end of input (the connection then closes as soon as
+    /// its queue is delivered; what a handler writes while reading the last
+    /// bytes, before the end of input is seen, is delivered).
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard id != nil, !bytes.isEmpty else { return }
+        guard acceptsWrites, !bytes.isEmpty else { return }
         if outbound.isEmpty {
             switch Socket.send(descriptor.rawValue, bytes) {
-            case .success(.processed(let sent)):
+            case .success(.processed(let count)):
+                sent &+= count
                 if tracksActivity { lastActivity = loop.iterationTime }
-                if sent == bytes.count { return }
-                outbound.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+                if count == bytes.count { return }
+                outbound.append(UnsafeRawBufferPointer(rebasing: bytes[count...]))
             case .success(.wouldBlock):
                 outbound.append(bytes)
             case .failure(let errno):
@@ -185,14 +235,13 @@ public final class TCPConnection: EventSource {
     }
 
     /// Closes gracefully: stops reading, delivers what is queued, then closes.
+    /// Later writes are dropped. Does nothing once closing has begun in any
+    /// way (a lingering close goes on; `abort()` ends any of them).
     public func close() {
-        guard id != nil else { return }
-        if outbound.isEmpty {
-            finish(.closedLocally)
-        } else {
-            closeWhenFlushed = true
-            updateInterest()
-        }
+        guard current == .open else { return }
+        if outbound.isEmpty { return finish(.closedLocally) }
+        current = .draining(afterEndOfInput: false)
+        updateInterest()
     }
 
     /// Closes gracefully without losing replies to a reset: stops reading,
@@ -205,11 +254,15 @@ public final class TCPConnection: EventSource {
     /// with a reset and drops the replies still in its send buffer: a peer
     /// that reads slowly never gets them. The wait for the peer is not
     /// bounded here; bound it with a timer and `abort()`.
+    ///
+    /// Later writes are dropped. After the peer's end of input there is no
+    /// one to wait for: the connection closes once its queue is delivered,
+    /// as it would anyway. Does nothing once `close()` was called.
     public func closeLingering() {
-        guard id != nil, !lingering else { return }
-        lingerWhenFlushed = !inputEnded
-        if outbound.isEmpty && lingerWhenFlushed { return startLingering() }
-        close()
+        guard current == .open else { return }
+        if outbound.isEmpty { return startLingering() }
+        current = .lingering(halfClosed: false)
+        updateInterest()
     }
 
     /// Closes now, dropping whatever is queued.
@@ -220,11 +273,17 @@ public final class TCPConnection: EventSource {
     /// Flushes on write readiness, reads on read readiness.
     public func handle(_ ready: Interest) {
         if ready.contains(.write) { flush() }
-        if ready.contains(.read) && lingering { discardInput() }
-        if ready.contains(.read) && wantsToRead { readAvailable() }
+        guard ready.contains(.read) else { return }
+        if wantsToRead {
+            readAvailable()
+        } else if current == .lingering(halfClosed: true) {
+            discardInput()
+        }
     }
 
-    private var wantsToRead: Bool { id != nil && !readPaused && !inputEnded && !closeWhenFlushed }
+    private var wantsToRead: Bool { current == .open && !readPaused }
+
+    private var acceptsWrites: Bool { current == .open }
 
     private func readAvailable() {
         let buffer = readBuffer
@@ -234,6 +293,7 @@ public final class TCPConnection: EventSource {
                 endOfInput()
                 return
             case .success(.processed(let count)):
+                received &+= count
                 if tracksActivity { lastActivity = loop.iterationTime }
                 owner?.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
                 // A short read drained the socket; the handler may have paused or closed us.
@@ -248,11 +308,13 @@ public final class TCPConnection: EventSource {
     }
 
     private func flush() {
-        guard id != nil else { return }
+        guard current != .closed else { return }
         var failure: Errno?
         outbound.consume { pending in
             switch Socket.send(descriptor.rawValue, pending) {
-            case .success(.processed(let sent)): return sent
+            case .success(.processed(let count)):
+                sent &+= count
+                return count
             case .success(.wouldBlock): return 0
             case .failure(let errno):
                 failure = errno
@@ -261,17 +323,19 @@ public final class TCPConnection: EventSource {
         }
         if let failure { return finish(.reset(failure)) }
         if tracksActivity { lastActivity = loop.iterationTime }
-        if outbound.isEmpty && closeWhenFlushed && lingerWhenFlushed && !inputEnded { return startLingering() }
-        if outbound.isEmpty && (closeWhenFlushed || inputEnded) {
-            return finish(inputEnded ? .endOfInput : .closedLocally)
+        if outbound.isEmpty {
+            switch current {
+            case .draining(let afterEndOfInput): return finish(afterEndOfInput ? .endOfInput : .closedLocally)
+            case .lingering(halfClosed: false): return startLingering()
+            case .open, .lingering(halfClosed: true), .closed: break
+            }
         }
         updateInterest()
     }
 
     /// Sends end of input after the last reply and watches for the peer's.
     private func startLingering() {
-        lingering = true
-        closeWhenFlushed = true
+        current = .lingering(halfClosed: true)
         guard case .success = system_shutdown(descriptor.rawValue, CInt(SHUT_WR)) else {
             return finish(.closedLocally)
         }
@@ -291,20 +355,21 @@ public final class TCPConnection: EventSource {
     }
 
     private func endOfInput() {
-        inputEnded = true
-        if outbound.isEmpty { finish(.endOfInput) } else { updateInterest() }
+        if outbound.isEmpty { return finish(.endOfInput) }
+        current = .draining(afterEndOfInput: true)
+        updateInterest()
     }
 
     /// Turns reading off above the high-water mark and on again at the low
     /// one; wants writes exactly while bytes are queued.
     private func updateInterest() {
-        guard let id else { return }
+        guard current != .closed else { return }
         if !readPaused && outbound.count >= options.highWaterMark {
             readPaused = true
         } else if readPaused && outbound.count <= options.lowWaterMark {
             readPaused = false
         }
-        var interest: Interest = wantsToRead || lingering ? .read : []
+        var interest: Interest = wantsToRead || current == .lingering(halfClosed: true) ? .read : []
         if !outbound.isEmpty { interest.insert(.write) }
         do { try loop.setInterest(id, interest) } catch { finish(.reset(error.errno ?? .noMemory)) }
     }
@@ -320,7 +385,7 @@ public final class TCPConnection: EventSource {
     }
 
     private func idleTimerFired(_ delay: Duration) {
-        guard id != nil else { return }
+        guard current != .closed else { return }
         if loop.clock.now() >= lastActivity &+ nanoseconds(delay) {
             finish(.idleTimeout)
         } else {
@@ -329,8 +394,8 @@ public final class TCPConnection: EventSource {
     }
 
     private func finish(_ reason: CloseReason) {
-        guard let id else { return }
-        self.id = nil
+        guard current != .closed else { return }
+        current = .closed
         if let idleTimer { loop.cancel(idleTimer) }
         idleTimer = nil
         loop.unregister(id)
