@@ -35,6 +35,11 @@ public final class TCPListener: EventSource {
         public var initialBackoff: Duration = .milliseconds(10)
         /// The longest pause after running out of descriptors.
         public var maximumBackoff: Duration = .seconds(1)
+        /// At most this many connections open at once: one accepted beyond it
+        /// is closed at once (`refusedCount`), never handed to `onAccept`.
+        /// A connection counts as open from `onAccept` until its owner calls
+        /// `connectionDidClose()`. `nil`: no limit but the descriptor limit.
+        public var maxConnections: Int?
         /// `TCP_NODELAY` on each accepted connection: send small replies at
         /// once instead of holding them while an earlier one is unacknowledged
         /// (Nagle's algorithm), which with a peer's delayed ACK can stall a
@@ -54,10 +59,18 @@ public final class TCPListener: EventSource {
     private var resumeTimer: TimerID?
 
     /// The bound address, with the real port when 0 was asked for.
-    public let localAddress: (host: String, port: UInt16)
+    public let localAddress: Endpoint
 
-    /// How many connections were accepted.
+    /// How many connections were accepted, refused ones included.
     public private(set) var acceptedCount = 0
+
+    /// How many accepted connections were closed at once because
+    /// `maxConnections` were open.
+    public private(set) var refusedCount = 0
+
+    /// How many connections handed to `onAccept` are open: not yet reported
+    /// closed with `connectionDidClose()`.
+    public private(set) var openCount = 0
 
     /// How many times accepting was paused for want of descriptors.
     public private(set) var pauseCount = 0
@@ -71,7 +84,8 @@ public final class TCPListener: EventSource {
     ///   - host: a numeric IPv4 or IPv6 address (`127.0.0.1`, `::1`, `0.0.0.0`).
     ///   - port: the port; 0 picks a free one (see `localAddress`).
     ///   - onAccept: called on the loop's thread with each new connection's
-    ///     descriptor, which it then owns.
+    ///     descriptor, which it then owns. Call `connectionDidClose()` when
+    ///     that connection is closed.
     /// - Throws: `SocketError` for a bad address, a port in use, or any other
     ///   refusal, with the address in its message.
     public init(
@@ -91,8 +105,8 @@ public final class TCPListener: EventSource {
         self.backoff = options.initialBackoff
         descriptor = try Socket.listen(on: address, backlog: options.backlog, reusePort: options.reusePort)
         switch system_getsockname(descriptor) {
-        case .success(let bound): localAddress = (bound.host, bound.port)
-        case .failure: localAddress = (host, port)
+        case .success(let bound): localAddress = Endpoint(host: bound.host, port: bound.port)
+        case .failure: localAddress = Endpoint(host: host, port: port)
         }
         do {
             id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: descriptor), interest: .read)
@@ -116,6 +130,12 @@ public final class TCPListener: EventSource {
             case .success(.processed(let client)):
                 acceptedCount += 1
                 backoff = options.initialBackoff
+                if let limit = options.maxConnections, openCount >= limit {
+                    refusedCount += 1
+                    _ = system_close(client)
+                    continue
+                }
+                openCount += 1
                 if options.noDelay { _ = system_setsockopt(client, CInt(IPPROTO_TCP), TCP_NODELAY, 1) }
                 onAccept(FileDescriptor(rawValue: client))
             case .success(.wouldBlock):
@@ -131,8 +151,15 @@ public final class TCPListener: EventSource {
         }
     }
 
-    /// Resumes accepting now if it was paused for want of descriptors: call
-    /// it when a connection closes.
+    /// Tells the listener that a connection it handed out is closed: one
+    /// fewer counts against `maxConnections`, and accepting resumes at once if
+    /// it was paused for want of descriptors.
+    public func connectionDidClose() {
+        openCount = max(openCount - 1, 0)
+        resumeAccepting()
+    }
+
+    /// Resumes accepting now if it was paused for want of descriptors.
     public func resumeAccepting() {
         guard let timer = resumeTimer else { return }
         loop.cancel(timer)

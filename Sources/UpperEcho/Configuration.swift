@@ -1,18 +1,16 @@
 import Reactor
-import Selectors
 
-/// Everything `upper-echo` can be told on its command line.
+/// How an `UpperEchoServer` listens, serves and shuts down.
 public struct Configuration: Sendable {
     /// The numeric address to listen on.
     public var host = "127.0.0.1"
     /// The port; 0 picks a free one.
     public var port: UInt16 = 8000
-    /// The readiness backend.
-    public var selector: SelectorKind = .epoll
     /// The kernel's accept queue.
     public var backlog: CInt = 511
-    /// Connections beyond this many are closed as soon as they are accepted;
-    /// `nil`: no limit but the descriptor limit.
+    /// Connections beyond this many open at once are closed as soon as they
+    /// are accepted (`TCPListener.Options.maxConnections`); `nil`: no limit
+    /// but the descriptor limit.
     public var maxConnections: Int?
     /// Per-connection settings: water marks, idle timeout.
     public var connection = TCPConnection.Options()
@@ -27,9 +25,7 @@ public struct Configuration: Sendable {
     /// SIGTERM (`terminationGracePeriodSeconds`, which a `preStop` hook also
     /// spends), systemd 90 s after (`DefaultTimeoutStopSec`).
     public var shutdownGrace: Duration = .seconds(20)
-    /// Print each event and payload, as the lesson's program does.
-    public var verbose = false
 
-    /// The defaults: 127.0.0.1:8000 on epoll, backlog 511, no limits.
+    /// The defaults: 127.0.0.1:8000, backlog 511, no limits, a 20 s grace.
     public init() {}
 }

@@ -1,34 +1,44 @@
 /// Counters of an `UpperEchoServer`, for tests, `SIGHUP` reports and benchmarks.
 public struct ServerStats: Sendable, Equatable, CustomStringConvertible {
-    /// Connections open now.
-    public var open = 0
-    /// Connections accepted since the start.
+    /// Connections accepted since the start, refused ones included.
     public var accepted = 0
-    /// Connections closed since the start.
+    /// Connections closed since the start (refused ones are not counted here).
     public var closed = 0
-    /// Connections closed at once on arrival: `maxConnections` was reached,
+    /// Connections closed at once on arrival: `maxConnections` were open,
     /// or the selector could not watch them (select's descriptor 1024).
     public var refused = 0
     /// Connections closed by the idle timeout.
     public var idleClosed = 0
-    /// Connections closed by a reset or another error.
+    /// Connections the peer reset, or that failed otherwise, after sending
+    /// at least one byte.
     public var resets = 0
+    /// Connections the peer reset before sending a byte: what a balancer's
+    /// health check does (HAProxy connects, then closes with a reset).
+    public var probeResets = 0
     /// Bytes received.
     public var bytesIn = 0
-    /// Bytes sent or queued.
+    /// Bytes the kernel took for the clients. Replies still queued, or
+    /// dropped when a connection was reset or cut at the shutdown grace, do
+    /// not count.
     public var bytesOut = 0
     /// The most bytes ever queued for one connection.
     public var peakQueued = 0
     /// Times accepting paused for want of descriptors.
     public var acceptPauses = 0
 
+    /// Connections open now: accepted, neither refused nor closed.
+    public var open: Int { accepted - refused - closed }
+
     /// Creates zeroed counters.
     public init() {}
 
-    /// One line of `key=value` pairs, starting with `stats`.
-    public var description: String {
-        "stats open=\(open) accepted=\(accepted) closed=\(closed) refused=\(refused) idle_closed=\(idleClosed)"
-            + " resets=\(resets) bytes_in=\(bytesIn) bytes_out=\(bytesOut) peak_queued=\(peakQueued)"
-            + " accept_pauses=\(acceptPauses)"
+    /// The counters as `key=value` pairs: `open=1 accepted=3 ...`.
+    public var pairs: String {
+        "open=\(open) accepted=\(accepted) closed=\(closed) refused=\(refused) idle_closed=\(idleClosed)"
+            + " resets=\(resets) probe_resets=\(probeResets) bytes_in=\(bytesIn) bytes_out=\(bytesOut)"
+            + " peak_queued=\(peakQueued) accept_pauses=\(acceptPauses)"
     }
+
+    /// One line: `stats ` and the `key=value` pairs.
+    public var description: String { "stats " + pairs }
 }

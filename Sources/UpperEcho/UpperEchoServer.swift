@@ -2,43 +2,46 @@ import Logging
 import Reactor
 import Selectors
 import SystemPackage
-import Syscalls
 
 /// The lesson's service on the reactor: every byte a client sends comes back,
 /// with ASCII `a`-`z` upper-cased.
 ///
-/// The hot path is the one ARCHITECTURE.md draws: the loop reads into its
+/// The hot path is the one docs/ARCHITECTURE.md draws: the loop reads into its
 /// shared buffer, `Uppercase.apply` transforms it in place, and
 /// `TCPConnection.write` sends it at once, copying only an unsent tail. No
 /// allocation per chunk.
 public final class UpperEchoServer: TCPConnectionHandler {
-    // Declared first, so that what every chunk touches (`verbose` and the
-    // byte counters) sits in the object's first cache lines, ahead of the
-    // configuration and logger.
+    // Declared first, so that what every chunk touches (`verbose`) sits in
+    // the object's first cache line, ahead of the configuration and logger.
     private let verbose: ((String) -> Void)?
-    // Private, so that the optimizer can drop the dynamic exclusivity checks
-    // a public stored property of a class costs on every chunk.
+    // Counts of connections that closed; what open connections have done is
+    // read from them (`stats`), so nothing is counted per chunk here.
     private var counters = ServerStats()
     private unowned let loop: any EventLoopContext
     private let configuration: Configuration
     private let logger: Logger
+    // Set once by `init`, and kept after the shutdown closed it, for its counts.
     private var listener: TCPListener?
+    // Connections that could not be watched (select's descriptor 1024).
+    private var unwatchable = 0
     private var connections: [ObjectIdentifier: TCPConnection] = [:]
     private var shutdownTimer: TimerID?
 
-    /// The counters; `open` is the number of connections now.
-    /// Reading it visits every open connection (for `peakQueued`).
+    /// The counters, up to date. Reading it visits every open connection
+    /// (for the bytes they moved and their queues).
     public var stats: ServerStats {
         var current = counters
-        // Collected here rather than after every write: one call less per chunk.
-        for connection in connections.values {
-            current.peakQueued = max(current.peakQueued, connection.peakQueuedBytes)
+        if let listener {
+            current.accepted = listener.acceptedCount
+            current.refused = listener.refusedCount + unwatchable
+            current.acceptPauses = listener.pauseCount
         }
+        for connection in connections.values { Self.add(connection, to: &current) }
         return current
     }
 
     /// The address the server listens on, with the real port.
-    public let localAddress: (host: String, port: UInt16)
+    public private(set) var localAddress: Endpoint
 
     /// Called once when a shutdown has finished (every connection closed or
     /// the grace period over). By default it stops the loop.
@@ -63,16 +66,17 @@ public final class UpperEchoServer: TCPConnectionHandler {
         self.configuration = configuration
         self.logger = logger
         self.verbose = verbose
+        // What was asked for, until the listener says what it is bound to.
+        localAddress = Endpoint(host: configuration.host, port: configuration.port)
+        onShutdownComplete = { [unowned loop] in loop.stop() }
         var options = TCPListener.Options()
         options.backlog = configuration.backlog
-        var accept: ((FileDescriptor) -> Void)?
+        options.maxConnections = configuration.maxConnections
         let listener = try TCPListener(
             loop: loop, host: configuration.host, port: configuration.port, options: options
-        ) { accept?($0) }
+        ) { [unowned self] in self.accept($0) }
         self.listener = listener
-        self.localAddress = listener.localAddress
-        accept = { [unowned self] in self.accept($0) }
-        onShutdownComplete = { [unowned loop] in loop.stop() }
+        localAddress = listener.localAddress
     }
 
     /// Upper-cases the bytes in place and writes them back.
@@ -81,38 +85,35 @@ public final class UpperEchoServer: TCPConnectionHandler {
             verbose("fd \(connection.fileDescriptor.rawValue) read \(bytes.count) bytes: \(pythonRepr(bytes))")
         }
         Uppercase.apply(bytes)
-        counters.bytesIn += bytes.count
-        counters.bytesOut += bytes.count
         connection.write(UnsafeRawBufferPointer(bytes))
     }
 
     /// Forgets the connection, and resumes accepting if descriptors ran out.
     public func connectionDidClose(_ connection: TCPConnection, reason: TCPConnection.CloseReason) {
         connections[ObjectIdentifier(connection)] = nil
-        counters.peakQueued = max(counters.peakQueued, connection.peakQueuedBytes)
-        counters.open = connections.count
+        Self.add(connection, to: &counters)
         counters.closed += 1
         switch reason {
         case .idleTimeout: counters.idleClosed += 1
+        case .reset where connection.bytesReceived == 0: counters.probeResets += 1
         case .reset: counters.resets += 1
         case .endOfInput, .closedLocally: break
         }
         logger.debug("connection closed", metadata: ["reason": "\(reason)", "open": "\(connections.count)"])
         verbose?("connection closed: \(reason)")
-        listener?.resumeAccepting()
+        listener?.connectionDidClose()
         if isShuttingDown && connections.isEmpty { finishShutdown() }
     }
 
     /// Stops accepting, lets every connection deliver what is queued for it
     /// (reading no more) and waits for each peer to close its side
-    /// (`TCPConnection.closeLingering()`); after `grace` closes whatever is
-    /// left. Then calls `onShutdownComplete`.
+    /// (`TCPConnection.closeLingering()`); after `grace` (by default the
+    /// configuration's `shutdownGrace`) closes whatever is left, dropping its
+    /// queue. Then calls `onShutdownComplete`.
     public func shutdown(grace: Duration? = nil) {
         guard !isShuttingDown else { return }
         isShuttingDown = true
-        if let listener { counters.acceptPauses = listener.pauseCount }
         listener?.close()
-        listener = nil
         logger.info("shutting down", metadata: ["open": "\(connections.count)"])
         // Lingering: a plain close with input unread would reset the
         // connection and drop the replies still in the kernel's send buffer.
@@ -125,29 +126,23 @@ public final class UpperEchoServer: TCPConnectionHandler {
         }
     }
 
-    /// The counters, with the listener's pause count brought up to date.
-    public var currentStats: ServerStats {
-        var current = stats
-        if let listener { current.acceptPauses = listener.pauseCount }
-        return current
+    /// Adds what `connection` moved to `stats`.
+    private static func add(_ connection: TCPConnection, to stats: inout ServerStats) {
+        stats.bytesIn += connection.bytesReceived
+        stats.bytesOut += connection.bytesSent
+        stats.peakQueued = max(stats.peakQueued, connection.peakQueuedBytes)
     }
 
     private func accept(_ fileDescriptor: FileDescriptor) {
-        counters.accepted += 1
-        if let limit = configuration.maxConnections, connections.count >= limit {
-            counters.refused += 1
-            _ = system_close(fileDescriptor.rawValue)
-            return
-        }
         do {
             let connection = try TCPConnection(
                 loop: loop, fileDescriptor: fileDescriptor, options: configuration.connection, handler: self)
             connections[ObjectIdentifier(connection)] = connection
-            counters.open = connections.count
             verbose?("fd \(fileDescriptor.rawValue) accepted")
         } catch {
             // TCPConnection closed it. Select's limit (descriptor 1024) ends here.
-            counters.refused += 1
+            unwatchable += 1
+            listener?.connectionDidClose()
             logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
         }
     }

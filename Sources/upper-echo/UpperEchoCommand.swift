@@ -75,12 +75,10 @@ struct UpperEchoCommand: ParsableCommand {
         var configuration = Configuration()
         configuration.host = host
         configuration.port = port
-        configuration.selector = selector
         configuration.backlog = backlog
         configuration.maxConnections = maxConnections
         configuration.connection.idleTimeout = idleTimeout.map { .nanoseconds(Int64($0 * 1e9)) }
         configuration.shutdownGrace = .nanoseconds(Int64(shutdownGrace * 1e9))
-        configuration.verbose = verbose
         do {
             switch selector {
             case .epoll: try serve(EpollSelector<Int>(), configuration)
@@ -101,14 +99,14 @@ struct UpperEchoCommand: ParsableCommand {
         let logger = Logger(label: "upper-echo")
         let loop = try EventLoop(selector: selector)
         let verbose: ((String) -> Void)? =
-            configuration.verbose
+            self.verbose
             ? {
                 print($0); system_flush_stdout()
             } : nil
         let server = try UpperEchoServer(loop: loop, configuration: configuration, logger: logger, verbose: verbose)
         let signals = try SignalSource(loop: loop, signals: [SIGINT, SIGTERM, SIGHUP]) { signal in
             if signal == SIGHUP {
-                print(server.currentStats)
+                print(server.stats)
                 system_flush_stdout()
             } else if server.isShuttingDown {
                 loop.stop()  // a second signal: stop now
@@ -118,11 +116,10 @@ struct UpperEchoCommand: ParsableCommand {
             }
         }
         defer { signals.close() }
-        let host = server.localAddress.host.contains(":") ? "[\(server.localAddress.host)]" : server.localAddress.host
-        print("listening on \(host):\(server.localAddress.port) (\(configuration.selector))")
+        print("listening on \(server.localAddress) (\(self.selector))")
         system_flush_stdout()
         try loop.run()
-        logger.notice("stopped", metadata: ["stats": "\(server.currentStats)"])
+        logger.notice("stopped \(server.stats.pairs)")
     }
 }
 

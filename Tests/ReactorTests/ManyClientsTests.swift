@@ -45,7 +45,7 @@ struct ManyClientsTests {
         #expect(mock.calls(.send) == 0, "a connection was woken to flush an empty queue")
         #expect(mock.calls(.recv) == 0)
         #expect(mock.calls(.epollCtl) == 0)
-        #expect(harness.server.currentStats.open == 100)
+        #expect(harness.server.stats.open == 100)
     }
 
     /// Sends without blocking until the kernel has refused more for 100 ms

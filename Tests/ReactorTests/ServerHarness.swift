@@ -35,7 +35,7 @@ final class ServerHarness: @unchecked Sendable {
 
     /// The server's counters, read on the loop's thread.
     func stats() throws -> ServerStats {
-        try onLoop { server, _ in server.currentStats }
+        try onLoop { server, _ in server.stats }
     }
 
     /// How many sources the loop watches, read on the loop's thread.

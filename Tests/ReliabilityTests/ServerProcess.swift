@@ -44,7 +44,7 @@ final class ServerProcess {
     /// as it exits, once the process has ended.
     func finalStats() -> [String: Int]? {
         guard waitUntil({ child.errors.reachedEnd }),
-            let line = child.errors.lines.last(where: { $0.hasSuffix("stopped") })
+            let line = child.errors.lines.last(where: { $0.contains(" stopped open=") })
         else { return nil }
         return statsCounters(in: line)
     }

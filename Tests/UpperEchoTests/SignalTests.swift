@@ -8,7 +8,7 @@ extension UpperEchoTests {
         /// The counters of the `stopped` line the server logs on standard error as it exits.
         static func finalStats(_ server: UpperEchoProcess) -> [String: Int]? {
             guard waitUntil({ server.errors.reachedEnd }),
-                let line = server.errors.lines.last(where: { $0.hasSuffix("stopped") })
+                let line = server.errors.lines.last(where: { $0.contains(" stopped open=") })
             else { return nil }
             return statsCounters(in: line)
         }
@@ -38,6 +38,10 @@ extension UpperEchoTests {
             let stats = try #require(Self.finalStats(server), "stderr: \(server.errors.text)")
             #expect(stats["bytes_out"] == clients.reduce(0) { $0 + $1.received })
             #expect(stats["accepted"] == 4 && stats["open"] == 0)
+            // One readable line: the message, then the counters as key=value pairs.
+            let line = try #require(server.errors.lines.last { $0.contains(" stopped open=") })
+            let format = /\S+ notice upper-echo: \[upper_echo\] stopped open=0 accepted=4 closed=4 refused=0( [a-z_]+=\d+)+/
+            #expect(line.wholeMatch(of: format) != nil, "\(line)")
         }
 
         /// A grace long enough for any sanitizer build, for the tests that are
@@ -142,7 +146,7 @@ extension UpperEchoTests {
                 let first = try #require(server.stats())
                 let line = try #require(server.output.lines.last)
                 let format =
-                    /stats open=\d+ accepted=\d+ closed=\d+ refused=\d+ idle_closed=\d+ resets=\d+ bytes_in=\d+ bytes_out=\d+ peak_queued=\d+ accept_pauses=\d+/
+                    /stats open=\d+ accepted=\d+ closed=\d+ refused=\d+ idle_closed=\d+ resets=\d+ probe_resets=\d+ bytes_in=\d+ bytes_out=\d+ peak_queued=\d+ accept_pauses=\d+/
                 #expect(line.wholeMatch(of: format) != nil, "\(line)")
                 #expect(first["open"] == 1 && first["accepted"] == 1 && first["closed"] == 0)
                 #expect(first["bytes_in"] == 5 && first["bytes_out"] == 5)
