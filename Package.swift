@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 //
 // swift-epoll: epoll for Swift on Linux, from Python's `select.epoll` up to a
-// production event loop. Layers depend downward only (see ARCHITECTURE.md):
+// production event loop. Layers depend downward only (see docs/ARCHITECTURE.md):
 //
 //   executables -> UpperEcho -> Reactor -> Selectors -> LinuxEpoll -> Syscalls -> CEpollShim
 //

@@ -1,5 +1,5 @@
 // seed-server: the echo server of the lesson "day34-2 多路复用之epoll"
-// (/work/shared/seed), translated line by line from Python's `select.epoll`
+// (summarized in the README), translated line by line from Python's `select.epoll`
 // onto `Epoll`. Each step quotes, in a comment, the Python line it mirrors.
 // The lesson's defects are fixed rather than copied; each fix says "FIX:".
 //

@@ -1,4 +1,4 @@
-// Rows 9-11 of PYTHON-EPOLL.md, the failures: each errno the kernel gives
+// register, modify and unregister, the failures: each errno the kernel gives
 // (produced for real) and each limit it gives only under pressure (forced
 // through SyscallMock) becomes its own EpollError, named after Python's
 // exception.

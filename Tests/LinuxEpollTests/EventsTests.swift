@@ -1,4 +1,4 @@
-// Row 18 of PYTHON-EPOLL.md: each Events member is the C (and Python)
+// The flags: each Events member is the C (and Python)
 // constant, bit for bit; the default mask; the description.
 import LinuxEpoll
 import Testing

@@ -1,4 +1,4 @@
-// Row 15 of PYTHON-EPOLL.md: EINTR is retried (PEP 475), and a wait resumes
+// As in CPython: EINTR is retried (PEP 475), and a wait resumes
 // with the time that remains. Forced EINTRs go through SyscallMock; one test
 // interrupts a real epoll_wait with a real signal.
 import CEpollShim

@@ -1,4 +1,4 @@
-// Rows 1-8 and 12 of PYTHON-EPOLL.md: creating, owning, closing and scoping
+// Python's epoll(), fromfd, fileno, closed, close and `with`: creating, owning, closing and scoping
 // an epoll instance.
 import CEpollShim
 import LinuxEpoll

@@ -1,4 +1,4 @@
-// Rows 13, 14 and 16 of PYTHON-EPOLL.md: poll's timeout, maxEvents and
+// Python's epoll.poll(timeout, maxevents) in Swift: poll's timeout, maxEvents and
 // results, and the allocation-free form that fills an EventBuffer.
 import CEpollShim
 import LinuxEpoll

@@ -1,4 +1,4 @@
-// Rows 9-11 and 19 of PYTHON-EPOLL.md, the paths that succeed: register,
+// The paths that succeed, one while another thread polls: register,
 // modify and unregister against the real kernel. The failures are in
 // ErrorMappingTests.swift.
 import CEpollShim

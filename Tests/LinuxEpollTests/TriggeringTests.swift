@@ -1,5 +1,5 @@
-// Rows 10, 17 and 20 of PYTHON-EPOLL.md and the kernel facts listed under
-// the table: level and edge triggering, ONESHOT, RDHUP, HUP with an empty
+// What the kernel reports and when, as Python's select.epoll passes it on:
+// level and edge triggering, ONESHOT, RDHUP, HUP with an empty
 // mask, descriptors above 1024, and nested epolls.
 import CEpollShim
 import LinuxEpoll

@@ -2,7 +2,7 @@ import Foundation
 import Syscalls
 import Testing
 
-/// The reliability suite of issue 6: the real `upper-echo` in a child
+/// The reliability suite (RELIABILITY.md): the real `upper-echo` in a child
 /// process, under load, faults and bad input, with one figure per scenario.
 ///
 /// Each test prints one line starting with `FIGURE <scenario>:` so that a

@@ -1,4 +1,4 @@
-// The package's EINTR policy (row 15 of PYTHON-EPOLL.md): calls are retried,
+// The package's EINTR policy, CPython's since PEP 475: calls are retried,
 // waits are retried with the time that remains until a monotonic deadline,
 // and close is never retried. The bodies given to the retry helpers below
 // fail with a real EINTR in errno, exactly as an interrupted syscall does.

@@ -1,5 +1,5 @@
 // The conversion of a Swift timeout to the kernel's milliseconds, rounded up
-// as CPython does (row 13 of PYTHON-EPOLL.md).
+// as CPython does (0.1 ms waits 1 ms; too large a timeout is Python's OverflowError).
 import Syscalls
 import Testing
 
