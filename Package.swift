@@ -5,8 +5,9 @@
 //
 //   executables -> UpperEcho -> Reactor -> Selectors -> LinuxEpoll -> Syscalls -> CEpollShim
 //
-// The library products depend on swift-system alone; peers such as SwiftNIO
-// live in the separate Benchmarks/ package so that CI stays fast.
+// LinuxEpoll, Selectors and Reactor depend on swift-system alone (UpperEcho
+// adds swift-log); peers such as SwiftNIO live in the separate Benchmarks/
+// package so that CI stays fast.
 import PackageDescription
 
 let package = Package(
