@@ -71,3 +71,11 @@ int cepoll_signal_ignore(int signo) {
     sigemptyset(&action.sa_mask);
     return sigaction(signo, &action, NULL);
 }
+
+// One byte per thread: its address names the calling thread. Unlike
+// pthread_self(), which glibc declares `const` (so a compiler may reuse one
+// call's result across a thread switch inside the same function), this is
+// read anew on every call.
+static _Thread_local char cepoll_thread_marker;
+
+const void *cepoll_current_thread_token(void) { return &cepoll_thread_marker; }

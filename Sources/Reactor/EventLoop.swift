@@ -1,4 +1,5 @@
 import Selectors
+import Syscalls
 import SystemPackage
 
 /// A single-threaded event loop over any `Selector`: I/O readiness, timers,
@@ -27,7 +28,9 @@ import SystemPackage
 /// ## Notes
 ///
 /// - Everything runs on the thread that calls `run()`; the loop is not
-///   `Sendable`. Other threads talk to it through `handle`.
+///   `Sendable`. Other threads talk to it through `handle`. In debug builds,
+///   every `EventLoopContext` method (and `TCPConnection.write`) called from
+///   another thread while the loop runs stops the program with a message.
 /// - Handlers must not block: a blocked handler stalls every connection.
 /// - `iterationTime` is read once per iteration; a handler that needs the
 ///   exact time reads `clock.now()`.
@@ -60,31 +63,33 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     private var running = false
     private var wakeupID: SourceID?
     // Sources that unregistered while I/O was being dispatched, kept alive
-    // until the batch ends: connections are called without a retain (see
-    // `Slot.connection`), so none may be freed while a handler runs.
+    // until the batch ends: sources are called without a retain (see
+    // `Slot`), so none may be freed while a handler runs.
     @exclusivity(unchecked) private var dispatching = false
     // Appended to and emptied without calling out to the sources' code
     // (releasing one runs no method of the loop that touches it).
     @exclusivity(unchecked) private var retired: [EventSource] = []
+    // The generation of the next registration; 0 is never used.
+    private var nextGeneration: UInt32 = 1
+    // The thread inside `runOnce`, for the debug-build thread check; `nil`
+    // while the loop does not run (then whoever holds it may use it).
+    private var owner: UnsafeRawPointer?
 
+    /// One registration. The descriptor is the `SourceID`'s, and its
+    /// interest the selector's to keep (its key for the descriptor; none for
+    /// a source registered silent); the loop keeps only what the selector
+    /// cannot: the source, and which registration of the slot this is.
     private struct Slot {
-        /// Holds the source while it is registered.
-        var source: EventSource?
-        /// The source again, unretained, when it is a `TCPConnection`: the
-        /// fast path. A connection is then called directly, with neither a
-        /// call through the protocol's witness table nor an atomic retain
-        /// and release around it (which Swift cannot avoid for a protocol
-        /// value). `source` and `retired` keep it alive.
-        var connection: Unmanaged<TCPConnection>?
-        var fileDescriptor: FileDescriptor
-        var interest: Interest
-
-        init(source: EventSource?, fileDescriptor: FileDescriptor, interest: Interest) {
-            self.source = source
-            self.connection = (source as? TCPConnection).map { Unmanaged.passUnretained($0) }
-            self.fileDescriptor = fileDescriptor
-            self.interest = interest
-        }
+        /// The source, retained by the slot while it is registered (released
+        /// by `unregister`, or after the batch if it unregisters during
+        /// one). Unmanaged, so that dispatch borrows it: no retain and
+        /// release per event.
+        var source: Unmanaged<EventSource>?
+        /// Matches the `SourceID` of the registration; a stale id does not.
+        var generation: UInt32
+        /// Whether the source is a `TCPConnection`, found once at
+        /// registration: the common case, called directly (see `dispatchIO`).
+        var isConnection: Bool
     }
 
     /// Creates a loop over `selector`.
@@ -114,6 +119,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         // closes it when the last of them lets go.
         selector.close()
         readBuffer.deallocate()
+        for slot in sources { slot.source?.release() }
     }
 
     /// How many sources are registered, the loop's own wake-up included.
@@ -142,6 +148,11 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// would look up the selector's generic metadata on every wake-up.
     @_specialize(exported:true,where S == EpollSelector<Int>)
     public func runOnce(timeout: Duration? = nil) throws {
+        #if DEBUG
+            let outer = owner
+            owner = system_current_thread_token()
+            defer { owner = outer }
+        #endif
         // 1. The wait: until the nearest timer, no longer than asked, zero if work is queued.
         let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero
         // 2 and 3. Wait, then dispatch I/O to each ready source.
@@ -169,10 +180,14 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
                 time = clock.now()
                 timeTaken = true
             }
-            if let connection = sources[key.data].connection {
-                connection._withUnsafeGuaranteedRef { $0.handle(ready) }
+            // The connection, the common case, is called directly, so that its
+            // read path inlines here; any other source through its class.
+            if sources[key.data].isConnection {
+                sources[key.data].source?._withUnsafeGuaranteedRef {
+                    unsafeDowncast($0, to: TCPConnection.self).handle(ready)
+                }
             } else {
-                sources[key.data].source?.handle(ready)
+                sources[key.data].source?._withUnsafeGuaranteedRef { $0.handle(ready) }
             }
         }
         return timeTaken
@@ -180,7 +195,18 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
 
     /// See `EventLoopContext.stop()`.
     public func stop() {
+        checkThread()
         running = false
+    }
+
+    /// See `EventLoopContext.checkThread(_:)`.
+    @inline(__always)
+    public func checkThread(_ function: StaticString = #function) {
+        #if DEBUG
+            if let owner, owner != system_current_thread_token() {
+                preconditionFailure("EventLoop.\(function) called from a thread other than the loop's")
+            }
+        #endif
     }
 
     // MARK: Registrations
@@ -189,20 +215,26 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     public func register(_ source: EventSource, fileDescriptor: FileDescriptor, interest: Interest)
         throws(SelectorError) -> SourceID
     {
+        checkThread()
         let slot = freeSlots.last ?? sources.count
         if !interest.isEmpty {
             try selector.register(fileDescriptor, interest: interest, data: slot)
         }
         if !freeSlots.isEmpty { freeSlots.removeLast() }
-        let entry = Slot(source: source, fileDescriptor: fileDescriptor, interest: interest)
+        let generation = nextGeneration
+        nextGeneration = nextGeneration == .max ? 1 : nextGeneration + 1
+        let entry = Slot(source: .passRetained(source), generation: generation, isConnection: source is TCPConnection)
         if slot == sources.count { sources.append(entry) } else { sources[slot] = entry }
-        return SourceID(slot: slot, fileDescriptor: fileDescriptor)
+        return SourceID(slot: slot, generation: generation, fileDescriptor: fileDescriptor)
     }
 
     /// See `EventLoopContext.setInterest(_:_:)`.
     public func setInterest(_ id: SourceID, _ interest: Interest) throws(SelectorError) {
-        let current = sources[id.slot].interest
-        guard current != interest, sources[id.slot].source != nil else { return }
+        checkThread()
+        guard isCurrent(id) else { throw .notRegistered(id.fileDescriptor) }
+        // The selector holds the interest; no key means none (registered silent).
+        let current = selector.key(for: id.fileDescriptor)?.interest ?? []
+        guard current != interest else { return }
         if interest.isEmpty {
             try selector.unregister(id.fileDescriptor)
         } else if current.isEmpty {
@@ -210,18 +242,30 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         } else {
             try selector.modify(id.fileDescriptor, interest: interest, data: id.slot)
         }
-        sources[id.slot].interest = interest
+    }
+
+    /// The interest `id` is watched for now; `nil` if `id` is stale.
+    public func interest(of id: SourceID) -> Interest? {
+        checkThread()
+        guard isCurrent(id) else { return nil }
+        return selector.key(for: id.fileDescriptor)?.interest ?? []
     }
 
     /// See `EventLoopContext.unregister(_:)`.
     public func unregister(_ id: SourceID) {
-        guard id.slot < sources.count, sources[id.slot].source != nil,
-            sources[id.slot].fileDescriptor == id.fileDescriptor
-        else { return }
-        if !sources[id.slot].interest.isEmpty { _ = try? selector.unregister(id.fileDescriptor) }
-        if dispatching, let source = sources[id.slot].source { retired.append(source) }
-        sources[id.slot] = Slot(source: nil, fileDescriptor: FileDescriptor(rawValue: -1), interest: [])
+        checkThread()
+        guard isCurrent(id), let source = sources[id.slot].source else { return }
+        if selector.key(for: id.fileDescriptor) != nil { _ = try? selector.unregister(id.fileDescriptor) }
+        sources[id.slot] = Slot(source: nil, generation: 0, isConnection: false)
         freeSlots.append(id.slot)
+        // During a batch the source may be the one running: released after it.
+        if dispatching { retired.append(source.takeRetainedValue()) } else { source.release() }
+    }
+
+    /// Whether `id` names the registration its slot holds now.
+    private func isCurrent(_ id: SourceID) -> Bool {
+        id.slot >= 0 && id.slot < sources.count && sources[id.slot].generation == id.generation
+            && sources[id.slot].source != nil
     }
 
     // MARK: Timers and deferred work
@@ -229,18 +273,21 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// See `EventLoopContext.schedule(after:_:)`.
     @discardableResult
     public func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
-        timers.schedule(at: clock.now() &+ nanoseconds(delay), body)
+        checkThread()
+        return timers.schedule(at: clock.now() &+ nanoseconds(delay), body)
     }
 
     /// See `EventLoopContext.schedule(at:_:)`.
     @discardableResult
     public func schedule(at deadline: UInt64, _ body: @escaping () -> Void) -> TimerID {
-        timers.schedule(at: deadline, body)
+        checkThread()
+        return timers.schedule(at: deadline, body)
     }
 
     /// See `EventLoopContext.scheduleRepeating(every:_:)`.
     @discardableResult
     public func scheduleRepeating(every interval: Duration, _ body: @escaping () -> Void) -> TimerID {
+        checkThread()
         let step = max(nanoseconds(interval), 1)
         return timers.schedule(at: clock.now() &+ step, interval: step, body)
     }
@@ -248,7 +295,8 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// See `EventLoopContext.cancel(_:)`.
     @discardableResult
     public func cancel(_ timer: TimerID) -> Bool {
-        timers.cancel(timer)
+        checkThread()
+        return timers.cancel(timer)
     }
 
     /// How many timers are scheduled.
@@ -256,6 +304,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
 
     /// See `EventLoopContext.enqueue(_:)`.
     public func enqueue(_ body: @escaping () -> Void) {
+        checkThread()
         deferred.append(body)
     }
 

@@ -7,7 +7,7 @@ import SystemPackage
 /// `TCPConnection` and your handlers stay non-generic.
 ///
 /// Every method must be called on the loop's thread; from another thread,
-/// use `EventLoopHandle`.
+/// use `EventLoopHandle`. Debug builds check it (`checkThread(_:)`).
 public protocol EventLoopContext: AnyObject {
     /// The loop's clock reading, taken once per iteration just after the wait:
     /// cheap to read on every chunk.
@@ -58,4 +58,10 @@ public protocol EventLoopContext: AnyObject {
 
     /// Makes `run()` return after the current iteration.
     func stop()
+
+    /// In debug builds, stops the program with a message naming `function`
+    /// if called from a thread other than the one running the loop (while it
+    /// runs). In release builds it does nothing. Every method of the context
+    /// checks itself; sources call it from their own entry points.
+    func checkThread(_ function: StaticString)
 }

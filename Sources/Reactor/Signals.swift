@@ -42,6 +42,7 @@ public final class SignalSource: EventSource {
         case .success(let ends): (readEnd, writeEnd) = ends
         case .failure(let errno): throw .system(errno)
         }
+        super.init()
         do {
             id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: readEnd), interest: .read)
             if case .failure(let errno) = system_unblock_signals(signals) { throw SelectorError.system(errno) }
@@ -57,7 +58,7 @@ public final class SignalSource: EventSource {
     }
 
     /// Reads the pending signal numbers and calls the handler once for each.
-    public func handle(_ ready: Interest) {
+    public override func handle(_ ready: Interest) {
         var bytes = (UInt64(0), UInt64(0))  // 16 signals per read is plenty
         while true {
             let result = withUnsafeMutableBytes(of: &bytes) { raw in

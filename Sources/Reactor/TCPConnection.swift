@@ -111,7 +111,7 @@ public final class TCPConnection: EventSource {
     // per access, on every chunk) are turned off for it.
     @exclusivity(unchecked) private var descriptor: FileDescriptor
     // Starts closed: it is open once the loop watches it.
-    @exclusivity(unchecked) private var current = State.closed
+    @exclusivity(unchecked) private var current = Phase.closed
     @exclusivity(unchecked) private var readPaused = false
     // Activity is only read by the idle timer: without one, reads and writes
     // skip the loop's clock (a call through the context protocol per chunk).
@@ -162,7 +162,21 @@ public final class TCPConnection: EventSource {
     public var isReadingPaused: Bool { readPaused }
 
     /// Where the connection is in its life.
-    public var state: State { current }
+    public var state: State {
+        switch current {
+        case .open: .open
+        case .draining: .draining(afterEndOfInput: false)
+        case .drainingAfterEndOfInput: .draining(afterEndOfInput: true)
+        case .lingering: .lingering(halfClosed: false)
+        case .lingeringHalfClosed: .lingering(halfClosed: true)
+        case .closed: .closed
+        }
+    }
+
+    /// `State`, flattened to one byte: what the hot path compares.
+    private enum Phase: UInt8 {
+        case open, draining, drainingAfterEndOfInput, lingering, lingeringHalfClosed, closed
+    }
 
     /// Whether the connection is closed.
     public var isClosed: Bool { current == .closed }
@@ -187,6 +201,7 @@ public final class TCPConnection: EventSource {
         self.tracksActivity = options.idleTimeout != nil
         self.readBuffer = loop.readBuffer
         self.readsPerWakeup = options.readsPerWakeup
+        super.init()
         do {
             id = try loop.register(self, fileDescriptor: fileDescriptor, interest: .read)
             current = .open
@@ -213,6 +228,9 @@ public final class TCPConnection: EventSource {
     /// its queue is delivered; what a handler writes while reading the last
     /// bytes, before the end of input is seen, is delivered).
     public func write(_ bytes: UnsafeRawBufferPointer) {
+        #if DEBUG
+            loop.checkThread("TCPConnection.write")
+        #endif
         guard acceptsWrites, !bytes.isEmpty else { return }
         if outbound.isEmpty {
             switch Socket.send(descriptor.rawValue, bytes) {
@@ -240,7 +258,7 @@ public final class TCPConnection: EventSource {
     public func close() {
         guard current == .open else { return }
         if outbound.isEmpty { return finish(.closedLocally) }
-        current = .draining(afterEndOfInput: false)
+        current = .draining
         updateInterest()
     }
 
@@ -261,7 +279,7 @@ public final class TCPConnection: EventSource {
     public func closeLingering() {
         guard current == .open else { return }
         if outbound.isEmpty { return startLingering() }
-        current = .lingering(halfClosed: false)
+        current = .lingering
         updateInterest()
     }
 
@@ -271,12 +289,12 @@ public final class TCPConnection: EventSource {
     }
 
     /// Flushes on write readiness, reads on read readiness.
-    public func handle(_ ready: Interest) {
+    public override func handle(_ ready: Interest) {
         if ready.contains(.write) { flush() }
         guard ready.contains(.read) else { return }
         if wantsToRead {
             readAvailable()
-        } else if current == .lingering(halfClosed: true) {
+        } else if current == .lingeringHalfClosed {
             discardInput()
         }
     }
@@ -325,9 +343,10 @@ public final class TCPConnection: EventSource {
         if tracksActivity { lastActivity = loop.iterationTime }
         if outbound.isEmpty {
             switch current {
-            case .draining(let afterEndOfInput): return finish(afterEndOfInput ? .endOfInput : .closedLocally)
-            case .lingering(halfClosed: false): return startLingering()
-            case .open, .lingering(halfClosed: true), .closed: break
+            case .draining: return finish(.closedLocally)
+            case .drainingAfterEndOfInput: return finish(.endOfInput)
+            case .lingering: return startLingering()
+            case .open, .lingeringHalfClosed, .closed: break
             }
         }
         updateInterest()
@@ -335,7 +354,7 @@ public final class TCPConnection: EventSource {
 
     /// Sends end of input after the last reply and watches for the peer's.
     private func startLingering() {
-        current = .lingering(halfClosed: true)
+        current = .lingeringHalfClosed
         guard case .success = system_shutdown(descriptor.rawValue, CInt(SHUT_WR)) else {
             return finish(.closedLocally)
         }
@@ -356,7 +375,7 @@ public final class TCPConnection: EventSource {
 
     private func endOfInput() {
         if outbound.isEmpty { return finish(.endOfInput) }
-        current = .draining(afterEndOfInput: true)
+        current = .drainingAfterEndOfInput
         updateInterest()
     }
 
@@ -369,7 +388,7 @@ public final class TCPConnection: EventSource {
         } else if readPaused && outbound.count <= options.lowWaterMark {
             readPaused = false
         }
-        var interest: Interest = wantsToRead || current == .lingering(halfClosed: true) ? .read : []
+        var interest: Interest = wantsToRead || current == .lingeringHalfClosed ? .read : []
         if !outbound.isEmpty { interest.insert(.write) }
         do { try loop.setInterest(id, interest) } catch { finish(.reset(error.errno ?? .noMemory)) }
     }

@@ -108,6 +108,7 @@ public final class TCPListener: EventSource {
         case .success(let bound): localAddress = Endpoint(host: bound.host, port: bound.port)
         case .failure: localAddress = Endpoint(host: host, port: port)
         }
+        super.init()
         do {
             id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: descriptor), interest: .read)
         } catch {
@@ -124,7 +125,7 @@ public final class TCPListener: EventSource {
     }
 
     /// Accepts up to `acceptsPerWakeup` connections.
-    public func handle(_ ready: Interest) {
+    public override func handle(_ ready: Interest) {
         for _ in 0..<options.acceptsPerWakeup {
             switch Socket.accept(descriptor) {
             case .success(.processed(let client)):

@@ -58,7 +58,7 @@ final class WakeupSource: EventSource {
         self.loop = loop
     }
 
-    func handle(_ ready: Interest) {
+    override func handle(_ ready: Interest) {
         _ = handle.eventFD.reset()
         for work in handle.takeWork() { work(loop) }
         if handle.isStopRequested { loop.stop() }

@@ -120,4 +120,8 @@ int cepoll_signal_default(int signo);
 /// Sets `signo` to be ignored (used for SIGPIPE). Returns 0, or -1 with errno set.
 int cepoll_signal_ignore(int signo);
 
+/// A token unique to the calling thread while it lives (the address of a
+/// `_Thread_local` byte); defined in shim.c.
+const void *cepoll_current_thread_token(void);
+
 #endif
