@@ -55,11 +55,18 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     // No access to these spans a call to a timer or deferred body (each is
     // taken out first), so they need no runtime exclusivity check either.
     @exclusivity(unchecked) private var timers = TimerHeap()
-    @exclusivity(unchecked) private var deferred: [() -> Void] = []
+    @exclusivity(unchecked) private var deferred: [Deferred] = []
     // The array `runDeferred` runs from, swapped with `deferred` so that
     // neither is ever copied: both keep their capacity, and an iteration
     // with deferred work allocates nothing.
-    @exclusivity(unchecked) private var runningDeferred: [() -> Void] = []
+    @exclusivity(unchecked) private var runningDeferred: [Deferred] = []
+
+    /// A deferred body. Wrapped, so that the array holds the closure as it
+    /// is: an array of bare closures stores each one behind a conversion
+    /// thunk, which allocates on every `enqueue`.
+    private struct Deferred {
+        let body: () -> Void
+    }
     private var running = false
     private var wakeupID: SourceID?
     // Sources that unregistered while I/O was being dispatched, kept alive
@@ -305,14 +312,14 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// See `EventLoopContext.enqueue(_:)`.
     public func enqueue(_ body: @escaping () -> Void) {
         checkThread()
-        deferred.append(body)
+        deferred.append(Deferred(body: body))
     }
 
     private func runDeferred() {
         guard !deferred.isEmpty else { return }
         // What the bodies enqueue goes into the other array, for the next iteration.
         swap(&deferred, &runningDeferred)
-        for index in runningDeferred.indices { runningDeferred[index]() }
+        for index in runningDeferred.indices { runningDeferred[index].body() }
         runningDeferred.removeAll(keepingCapacity: true)
     }
 
