@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "Selectors",
             dependencies: [
-                "LinuxEpoll", "Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system"),
+                "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(

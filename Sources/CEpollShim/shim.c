@@ -49,19 +49,20 @@ int cepoll_signal_forward(int signo, int fd) {
     return 0;
 }
 
-int cepoll_signal_release(int signo, int fd) {
-    if (signo <= 0 || signo >= CEPOLL_SIGNALS || cepoll_forward_fds[signo] != fd + 1) return 0;
-    int result = cepoll_signal_default(signo);
-    cepoll_forward_fds[signo] = 0;
-    return result;
-}
-
-int cepoll_signal_default(int signo) {
+// Restores the default action of `signo`. Returns 0, or -1 with errno set.
+static int cepoll_signal_default(int signo) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = SIG_DFL;
     sigemptyset(&action.sa_mask);
     return sigaction(signo, &action, NULL);
+}
+
+int cepoll_signal_release(int signo, int fd) {
+    if (signo <= 0 || signo >= CEPOLL_SIGNALS || cepoll_forward_fds[signo] != fd + 1) return 0;
+    int result = cepoll_signal_default(signo);
+    cepoll_forward_fds[signo] = 0;
+    return result;
 }
 
 int cepoll_signal_ignore(int signo) {

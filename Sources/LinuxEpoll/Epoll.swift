@@ -1,4 +1,3 @@
-import CEpollShim
 import SystemPackage
 import Syscalls
 
@@ -47,7 +46,7 @@ public final class Epoll {
     private var scratch: EventBuffer?
 
     /// Python's `maxevents=-1`: `FD_SETSIZE - 1`, 1023 events per poll.
-    public static let defaultMaxEvents = Int(CEPOLL_FD_SETSIZE) - 1
+    public static let defaultMaxEvents = DescriptorSet.capacity - 1
 
     /// Creates an epoll instance, always close-on-exec (`EPOLL_CLOEXEC`), as
     /// Python does: the descriptor does not leak into child processes.
@@ -58,7 +57,7 @@ public final class Epoll {
     /// The corresponding C function is `epoll_create1(EPOLL_CLOEXEC)`; the
     /// Python name is `select.epoll()`.
     public init() throws(EpollError) {
-        switch system_epoll_create1(CInt(EPOLL_CLOEXEC)) {
+        switch system_epoll_create1(EpollCreateFlags.closeOnExec) {
         case .success(let fd): descriptor = fd
         case .failure(let errno): throw EpollError(errno)
         }
@@ -154,12 +153,12 @@ public final class Epoll {
     /// The corresponding C function is `epoll_ctl(EPOLL_CTL_ADD)`; the Python
     /// name is `epoll.register(fd, eventmask)`.
     public func register(_ fileDescriptor: FileDescriptor, events: Events = .default) throws(EpollError) {
-        try control(EPOLL_CTL_ADD, fileDescriptor.rawValue, events: events)
+        try control(EpollOperation.add, fileDescriptor.rawValue, events: events)
     }
 
     /// Starts watching a raw descriptor; see `register(_:events:)`.
     public func register(_ rawFileDescriptor: CInt, events: Events = .default) throws(EpollError) {
-        try control(EPOLL_CTL_ADD, rawFileDescriptor, events: events)
+        try control(EpollOperation.add, rawFileDescriptor, events: events)
     }
 
     /// Replaces the events watched on a registered descriptor; re-arms a
@@ -172,13 +171,13 @@ public final class Epoll {
     /// The corresponding C function is `epoll_ctl(EPOLL_CTL_MOD)`; the Python
     /// name is `epoll.modify(fd, eventmask)`.
     public func modify(_ fileDescriptor: FileDescriptor, events: Events) throws(EpollError) {
-        try control(EPOLL_CTL_MOD, fileDescriptor.rawValue, events: events)
+        try control(EpollOperation.modify, fileDescriptor.rawValue, events: events)
     }
 
     /// Replaces the events watched on a registered raw descriptor; see
     /// `modify(_:events:)`.
     public func modify(_ rawFileDescriptor: CInt, events: Events) throws(EpollError) {
-        try control(EPOLL_CTL_MOD, rawFileDescriptor, events: events)
+        try control(EpollOperation.modify, rawFileDescriptor, events: events)
     }
 
     /// Stops watching a descriptor. Unregister before closing it: a closed
@@ -191,24 +190,24 @@ public final class Epoll {
     /// The corresponding C function is `epoll_ctl(EPOLL_CTL_DEL)`; the Python
     /// name is `epoll.unregister(fd)`.
     public func unregister(_ fileDescriptor: FileDescriptor) throws(EpollError) {
-        try control(EPOLL_CTL_DEL, fileDescriptor.rawValue, events: [])
+        try control(EpollOperation.delete, fileDescriptor.rawValue, events: [])
     }
 
     /// Stops watching a raw descriptor; see `unregister(_:)`.
     public func unregister(_ rawFileDescriptor: CInt) throws(EpollError) {
-        try control(EPOLL_CTL_DEL, rawFileDescriptor, events: [])
+        try control(EpollOperation.delete, rawFileDescriptor, events: [])
     }
 
     /// Registers `fd` with a 64-bit token in `epoll_data` instead of the
     /// descriptor, for layers (such as the selectors) that tell registrations
     /// apart by generation.
     package func register(_ fd: CInt, events: Events, userData: UInt64) throws(EpollError) {
-        try control(EPOLL_CTL_ADD, fd, events: events, userData: userData)
+        try control(EpollOperation.add, fd, events: events, userData: userData)
     }
 
     /// Changes the events and token of a registration made with `userData`.
     package func modify(_ fd: CInt, events: Events, userData: UInt64) throws(EpollError) {
-        try control(EPOLL_CTL_MOD, fd, events: events, userData: userData)
+        try control(EpollOperation.modify, fd, events: events, userData: userData)
     }
 
     private func control(_ op: CInt, _ fd: CInt, events: Events, userData: UInt64? = nil) throws(EpollError) {

@@ -1,5 +1,5 @@
-import CEpollShim
 import SystemPackage
+import Syscalls
 
 extension Epoll {
     /// One ready descriptor, as `poll` reports it: Python's `(fd, events)`
@@ -27,7 +27,7 @@ extension Epoll {
     ///
     /// A buffer is not thread-safe; use one per polling thread.
     public final class EventBuffer: RandomAccessCollection {
-        @usableFromInline let storage: UnsafeMutablePointer<epoll_event>
+        @usableFromInline let storage: EpollEventArray
 
         /// How many events one poll can return at most (the kernel's `maxevents`).
         public let capacity: Int
@@ -45,7 +45,7 @@ extension Epoll {
         public init(capacity: Int) {
             precondition(capacity > 0 && capacity <= Int(CInt.max), "capacity must be in 1...\(CInt.max)")
             self.capacity = capacity
-            self.storage = .allocate(capacity: capacity)
+            self.storage = EpollEventArray(capacity: capacity)
         }
 
         deinit {
@@ -71,13 +71,13 @@ extension Epoll {
         /// register their own token instead of the descriptor.
         @inlinable
         package func userData(at index: Int) -> UInt64 {
-            cepoll_event_data(storage, CInt(index))
+            storage.data(at: index)
         }
 
         /// The flags of the event at `index`, without building an `Event`.
         @inlinable
         package func events(at index: Int) -> Events {
-            Events(rawValue: cepoll_event_events(storage, CInt(index)))
+            Events(rawValue: storage.events(at: index))
         }
     }
 }

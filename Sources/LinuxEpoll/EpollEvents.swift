@@ -1,4 +1,4 @@
-import CEpollShim
+import Syscalls
 
 extension Epoll {
     /// A set of epoll event flags: what to watch for when registering, and
@@ -31,46 +31,46 @@ extension Epoll {
         }
 
         /// Data is available to read (`EPOLLIN`, 0x1; Python `select.EPOLLIN`).
-        @inlinable public static var `in`: Events { Events(rawValue: EPOLLIN.rawValue) }
+        @inlinable public static var `in`: Events { Events(rawValue: EpollEventBits.in) }
         /// Urgent (out-of-band) data is available to read (`EPOLLPRI`, 0x2).
-        @inlinable public static var pri: Events { Events(rawValue: EPOLLPRI.rawValue) }
+        @inlinable public static var pri: Events { Events(rawValue: EpollEventBits.pri) }
         /// Writing will not block (`EPOLLOUT`, 0x4).
-        @inlinable public static var out: Events { Events(rawValue: EPOLLOUT.rawValue) }
+        @inlinable public static var out: Events { Events(rawValue: EpollEventBits.out) }
         /// An error condition (`EPOLLERR`, 0x8). Always reported, whether
         /// asked for or not.
-        @inlinable public static var err: Events { Events(rawValue: EPOLLERR.rawValue) }
+        @inlinable public static var err: Events { Events(rawValue: EpollEventBits.err) }
         /// Hang-up: both directions are shut or the peer is gone (`EPOLLHUP`,
         /// 0x10). Always reported, whether asked for or not.
-        @inlinable public static var hup: Events { Events(rawValue: EPOLLHUP.rawValue) }
+        @inlinable public static var hup: Events { Events(rawValue: EpollEventBits.hup) }
         /// Normal data is readable; the same as `.in` for sockets (`EPOLLRDNORM`, 0x40).
-        @inlinable public static var rdnorm: Events { Events(rawValue: EPOLLRDNORM.rawValue) }
+        @inlinable public static var rdnorm: Events { Events(rawValue: EpollEventBits.rdnorm) }
         /// Priority band data is readable (`EPOLLRDBAND`, 0x80).
-        @inlinable public static var rdband: Events { Events(rawValue: EPOLLRDBAND.rawValue) }
+        @inlinable public static var rdband: Events { Events(rawValue: EpollEventBits.rdband) }
         /// Normal data is writable; the same as `.out` for sockets (`EPOLLWRNORM`, 0x100).
-        @inlinable public static var wrnorm: Events { Events(rawValue: EPOLLWRNORM.rawValue) }
+        @inlinable public static var wrnorm: Events { Events(rawValue: EpollEventBits.wrnorm) }
         /// Priority data is writable (`EPOLLWRBAND`, 0x200).
-        @inlinable public static var wrband: Events { Events(rawValue: EPOLLWRBAND.rawValue) }
+        @inlinable public static var wrband: Events { Events(rawValue: EpollEventBits.wrband) }
         /// Unused by Linux; kept because Python exposes it (`EPOLLMSG`, 0x400).
-        @inlinable public static var msg: Events { Events(rawValue: EPOLLMSG.rawValue) }
+        @inlinable public static var msg: Events { Events(rawValue: EpollEventBits.msg) }
         /// The peer shut down its writing side (`EPOLLRDHUP`, 0x2000): after
         /// the data already received, reads return end of file.
-        @inlinable public static var rdhup: Events { Events(rawValue: EPOLLRDHUP.rawValue) }
+        @inlinable public static var rdhup: Events { Events(rawValue: EpollEventBits.rdhup) }
         /// Exclusive wake-up (`EPOLLEXCLUSIVE`, 1 << 28): when several epoll
         /// instances watch one descriptor, wake only one of them. Valid in
         /// `register` only; `modify` with it, or with `.oneshot`, fails with
         /// `EpollError.invalidArgument`.
-        @inlinable public static var exclusive: Events { Events(rawValue: EPOLLEXCLUSIVE.rawValue) }
+        @inlinable public static var exclusive: Events { Events(rawValue: EpollEventBits.exclusive) }
         /// Keep the system awake while the event is pending (`EPOLLWAKEUP`,
         /// 1 << 29). Python lacks it; it needs `CAP_BLOCK_SUSPEND` and is
         /// silently ignored without it.
-        @inlinable public static var wakeup: Events { Events(rawValue: EPOLLWAKEUP.rawValue) }
+        @inlinable public static var wakeup: Events { Events(rawValue: EpollEventBits.wakeup) }
         /// Report one event, then disable the descriptor until `modify`
         /// re-arms it (`EPOLLONESHOT`, 1 << 30).
-        @inlinable public static var oneshot: Events { Events(rawValue: EPOLLONESHOT.rawValue) }
+        @inlinable public static var oneshot: Events { Events(rawValue: EpollEventBits.oneshot) }
         /// Edge-triggered (`EPOLLET`, 1 << 31): report a change once, not a
         /// state for as long as it lasts. With it, read (or write) until the
         /// call would block, or no further event comes.
-        @inlinable public static var et: Events { Events(rawValue: EPOLLET.rawValue) }
+        @inlinable public static var et: Events { Events(rawValue: EpollEventBits.et) }
 
         /// Python's default mask for `register`: `EPOLLIN | EPOLLPRI | EPOLLOUT`.
         @inlinable public static var `default`: Events { [.in, .pri, .out] }

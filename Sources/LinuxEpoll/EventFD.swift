@@ -1,4 +1,3 @@
-import CEpollShim
 import SystemPackage
 import Syscalls
 
@@ -19,7 +18,7 @@ public final class EventFD: @unchecked Sendable {
     ///
     /// - Throws: `EpollError.limitReached` when out of descriptors.
     public init(initialValue: UInt32 = 0) throws(EpollError) {
-        switch system_eventfd(initialValue, CInt(EFD_NONBLOCK) | CInt(EFD_CLOEXEC)) {
+        switch system_eventfd(initialValue, EventFDFlags.nonBlocking | EventFDFlags.closeOnExec) {
         case .success(let fd): descriptor = fd
         case .failure(let errno): throw EpollError(errno)
         }

@@ -14,7 +14,7 @@ public struct SystemClock: LoopClock {
     public init() {}
 
     /// The current monotonic time in nanoseconds.
-    public func now() -> UInt64 { UInt64(monotonicNanoseconds()) }
+    public func now() -> UInt64 { UInt64(system_clock_gettime_monotonic()) }
 }
 
 /// A clock that moves only when told to, for testing timers.

@@ -1,4 +1,3 @@
-import CEpollShim
 import Selectors
 import SystemPackage
 import Syscalls
@@ -38,16 +37,16 @@ public final class SignalSource: EventSource {
         self.loop = loop
         self.signals = signals
         self.handler = handler
-        switch system_pipe2(O_NONBLOCK | O_CLOEXEC) {
+        switch system_pipe2(OpenFlags.nonBlocking | OpenFlags.closeOnExec) {
         case .success(let ends): (readEnd, writeEnd) = ends
         case .failure(let errno): throw .system(errno)
         }
         super.init()
         do {
             id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: readEnd), interest: .read)
-            if case .failure(let errno) = system_unblock_signals(signals) { throw SelectorError.system(errno) }
+            if case .failure(let errno) = system_pthread_sigmask_unblock(signals) { throw SelectorError.system(errno) }
             for signal in signals {
-                if case .failure(let errno) = system_signal_forward(signal, to: writeEnd) {
+                if case .failure(let errno) = system_sigaction_forward(signal, to: writeEnd) {
                     throw SelectorError.system(errno)
                 }
             }
@@ -86,7 +85,7 @@ public final class SignalSource: EventSource {
     /// Gives back the signals this source still forwards, and the pipe.
     private func release() {
         isOpen = false
-        for signal in signals { _ = system_signal_release(signal, from: writeEnd) }
+        for signal in signals { _ = system_sigaction_release(signal, from: writeEnd) }
         _ = system_close(readEnd)
         _ = system_close(writeEnd)
     }

@@ -1,4 +1,3 @@
-import CEpollShim
 import SystemPackage
 import Syscalls
 
@@ -57,7 +56,7 @@ enum Socket {
     /// Accepts one connection, non-blocking and close-on-exec.
     @inline(__always)
     static func accept(_ fd: CInt) -> Result<IOResult<CInt>, Errno> {
-        switch system_accept4(fd, CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)) {
+        switch system_accept4(fd, SocketType.nonBlocking | SocketType.closeOnExec) {
         case .success(let client): .success(.processed(client))
         case .failure(let errno) where isWouldBlock(errno): .success(.wouldBlock)
         case .failure(let errno): .failure(errno)
@@ -67,7 +66,7 @@ enum Socket {
     /// A listening TCP socket on `address`: non-blocking, close-on-exec,
     /// `SO_REUSEADDR`, optionally `SO_REUSEPORT`, IPv6 sockets IPv6-only.
     static func listen(on address: SocketAddress, backlog: CInt, reusePort: Bool) throws(SocketError) -> CInt {
-        let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        let type = SocketType.stream | SocketType.nonBlocking | SocketType.closeOnExec
         let fd: CInt
         switch system_socket(address.family, type) {
         case .success(let value): fd = value
@@ -77,14 +76,14 @@ enum Socket {
             _ = system_close(fd)
             return SocketError(operation, errno, address: address.description)
         }
-        if case .failure(let errno) = system_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1) {
+        if case .failure(let errno) = system_setsockopt(fd, .reuseAddress, 1) {
             throw fail("set SO_REUSEADDR on", errno)
         }
-        if reusePort, case .failure(let errno) = system_setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, 1) {
+        if reusePort, case .failure(let errno) = system_setsockopt(fd, .reusePort, 1) {
             throw fail("set SO_REUSEPORT on", errno)
         }
-        if address.family == AF_INET6,
-            case .failure(let errno) = system_setsockopt(fd, CInt(IPPROTO_IPV6), IPV6_V6ONLY, 1)
+        if address.family == AddressFamily.ipv6,
+            case .failure(let errno) = system_setsockopt(fd, .ipv6Only, 1)
         {
             throw fail("set IPV6_V6ONLY on", errno)
         }

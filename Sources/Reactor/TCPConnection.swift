@@ -1,4 +1,3 @@
-import CEpollShim
 import Selectors
 import SystemPackage
 import Syscalls
@@ -355,7 +354,7 @@ public final class TCPConnection: EventSource {
     /// Sends end of input after the last reply and watches for the peer's.
     private func startLingering() {
         current = .lingeringHalfClosed
-        guard case .success = system_shutdown(descriptor.rawValue, CInt(SHUT_WR)) else {
+        guard case .success = system_shutdown(descriptor.rawValue, ShutdownHow.write) else {
             return finish(.closedLocally)
         }
         updateInterest()

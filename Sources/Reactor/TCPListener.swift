@@ -1,4 +1,3 @@
-import CEpollShim
 import Selectors
 import SystemPackage
 import Syscalls
@@ -137,7 +136,7 @@ public final class TCPListener: EventSource {
                     continue
                 }
                 openCount += 1
-                if options.noDelay { _ = system_setsockopt(client, CInt(IPPROTO_TCP), TCP_NODELAY, 1) }
+                if options.noDelay { _ = system_setsockopt(client, .noDelay, 1) }
                 onAccept(FileDescriptor(rawValue: client))
             case .success(.wouldBlock):
                 return

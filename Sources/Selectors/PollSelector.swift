@@ -1,4 +1,3 @@
-import CEpollShim
 import Syscalls
 import SystemPackage
 
@@ -10,7 +9,7 @@ public typealias PollSelector<Data> = BackendSelector<PollBackend, Data>
 /// The `poll(2)` translation of `SelectorBackend`: a dense `pollfd` array kept
 /// in step with the registrations, with a token beside each entry.
 public final class PollBackend: SelectorBackend {
-    private var descriptors: [pollfd] = []
+    private var descriptors: [PollDescriptor] = []
     private var tokens: [UInt64] = []
     private var positions = DescriptorPositions()
     private var readyTokens: [UInt64] = []
@@ -25,7 +24,7 @@ public final class PollBackend: SelectorBackend {
     /// Appends a `pollfd`.
     public func add(_ fd: CInt, interest: Interest, token: UInt64) throws(SelectorError) {
         positions.set(fd, to: descriptors.count)
-        descriptors.append(pollfd(fd: fd, events: Self.events(for: interest), revents: 0))
+        descriptors.append(PollDescriptor(fd: fd, events: Self.events(for: interest), revents: 0))
         tokens.append(token)
     }
 
@@ -86,16 +85,16 @@ public final class PollBackend: SelectorBackend {
 
     private static func events(for interest: Interest) -> Int16 {
         var events: Int16 = 0
-        if interest.contains(.read) { events |= Int16(POLLIN) }
-        if interest.contains(.write) { events |= Int16(POLLOUT) }
+        if interest.contains(.read) { events |= PollEvents.in }
+        if interest.contains(.write) { events |= PollEvents.out }
         return events
     }
 
     private static func interest(for revents: Int16) -> Interest {
         var interest: Interest = []
-        let failure = Int16(POLLERR) | Int16(POLLHUP) | Int16(POLLNVAL)
-        if revents & (Int16(POLLIN) | Int16(POLLPRI) | failure) != 0 { interest.insert(.read) }
-        if revents & (Int16(POLLOUT) | failure) != 0 { interest.insert(.write) }
+        let failure = PollEvents.err | PollEvents.hup | PollEvents.nval
+        if revents & (PollEvents.in | PollEvents.pri | failure) != 0 { interest.insert(.read) }
+        if revents & (PollEvents.out | failure) != 0 { interest.insert(.write) }
         return interest
     }
 }

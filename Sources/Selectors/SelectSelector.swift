@@ -64,7 +64,7 @@ public final class SelectBackend: SelectorBackend {
             throw .timeoutTooLarge
         }
         let result = system_select(
-            readSet.pointer, writeSet.pointer, exceptSet.pointer, timeoutMilliseconds: milliseconds
+            readSet, writeSet, exceptSet, timeoutMilliseconds: milliseconds
         ) {
             readSet.removeAll()
             writeSet.removeAll()

@@ -1,3 +1,4 @@
+// A set-once flag shared across threads (no libc call).
 import Synchronization
 
 /// A flag that can be set once, from any thread; `set()` reports whether

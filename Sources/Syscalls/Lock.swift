@@ -1,3 +1,4 @@
+// A pthread mutex and the state it guards.
 import CEpollShim
 
 /// State behind a `pthread_mutex_t`, for the few places that threads share.

@@ -1,3 +1,4 @@
+// The debug-only fault injection of the wrappers: `SyscallMock`.
 #if DEBUG
     import Synchronization
     import SystemPackage

@@ -1,3 +1,6 @@
+// The package's one error policy for libc calls: -1 becomes a typed `Errno`,
+// EINTR is retried (waits with the time that remains), and the debug-only
+// `SyscallMock` can force a fault. Every wrapper of the module goes through it.
 import CEpollShim
 import SystemPackage
 
@@ -41,7 +44,8 @@ package func waitRetryingWithDeadline(
     timeoutMilliseconds: CInt,
     _ body: (CInt) -> CInt
 ) -> Result<CInt, Errno> {
-    let deadline = timeoutMilliseconds > 0 ? monotonicNanoseconds() + Int64(timeoutMilliseconds) * 1_000_000 : 0
+    let deadline =
+        timeoutMilliseconds > 0 ? system_clock_gettime_monotonic() + Int64(timeoutMilliseconds) * 1_000_000 : 0
     var timeout = timeoutMilliseconds
     while true {
         switch valueOrErrno(call, retryOnInterrupt: false, { body(timeout) }) {
@@ -49,21 +53,11 @@ package func waitRetryingWithDeadline(
             return .success(count)
         case .failure(let errno) where errno == .interrupted:
             guard timeoutMilliseconds > 0 else { continue }  // forever stays forever; zero polls again
-            let remaining = deadline - monotonicNanoseconds()
+            let remaining = deadline - system_clock_gettime_monotonic()
             if remaining <= 0 { return .success(0) }
             timeout = CInt((remaining + 999_999) / 1_000_000)
         case .failure(let errno):
             return .failure(errno)
         }
     }
-}
-
-/// The monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds: never jumps, never
-/// goes back, and keeps counting while the process waits.
-///
-/// The corresponding C function is `clock_gettime`.
-package func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }

@@ -1,3 +1,5 @@
+// Socket addresses: an IPv4 or IPv6 address and port, parsed from or
+// printed as a numeric host.
 import CEpollShim
 
 /// An IPv4 or IPv6 socket address, parsed from a numeric host and a port.

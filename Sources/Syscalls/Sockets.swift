@@ -1,5 +1,7 @@
-// Socket calls, split from Syscalls.swift only to keep files short; the same
-// policy applies (EINTR retried, errno typed).
+// Sockets: creating, configuring, binding, connecting, accepting, sending,
+// receiving and shutting down, with the constants those calls take. Every
+// call goes through the policy of Retry.swift (EINTR retried, errno typed).
+// Addresses are in SocketAddress.swift.
 import CEpollShim
 import SystemPackage
 
@@ -20,10 +22,10 @@ package func system_socketpair(_ domain: CInt, _ type: CInt, _ proto: CInt = 0) 
 }
 
 /// Sets an integer socket option. The corresponding C function is `setsockopt`.
-package func system_setsockopt(_ fd: CInt, _ level: CInt, _ name: CInt, _ value: CInt) -> Result<Void, Errno> {
+package func system_setsockopt(_ fd: CInt, _ option: SocketOption, _ value: CInt) -> Result<Void, Errno> {
     var value = value
     return valueOrErrno(.setsockopt) {
-        setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
+        setsockopt(fd, option.level, option.name, &value, socklen_t(MemoryLayout<CInt>.size))
     }.map { _ in () }
 }
 
@@ -48,10 +50,10 @@ package func system_setsockopt_timeout(_ fd: CInt, _ name: CInt, _ timeout: Dura
 }
 
 /// Reads an integer socket option. The corresponding C function is `getsockopt`.
-package func system_getsockopt(_ fd: CInt, _ level: CInt, _ name: CInt) -> Result<CInt, Errno> {
+package func system_getsockopt(_ fd: CInt, _ option: SocketOption) -> Result<CInt, Errno> {
     var value: CInt = 0
     var length = socklen_t(MemoryLayout<CInt>.size)
-    return valueOrErrno(.getsockopt) { getsockopt(fd, level, name, &value, &length) }.map { _ in value }
+    return valueOrErrno(.getsockopt) { getsockopt(fd, option.level, option.name, &value, &length) }.map { _ in value }
 }
 
 /// Binds a socket to an address. The corresponding C function is `bind`.
@@ -91,18 +93,6 @@ package func system_getsockname(_ fd: CInt) -> Result<SocketAddress, Errno> {
     return result.map { _ in SocketAddress(storage: storage) }
 }
 
-/// The peer's address of a connected socket. The corresponding C function is `getpeername`.
-package func system_getpeername(_ fd: CInt) -> Result<SocketAddress, Errno> {
-    var storage = sockaddr_storage()
-    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-    let result = withUnsafeMutablePointer(to: &storage) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-            valueOrErrno(.getpeername) { cepoll_getpeername(fd, address, &length) }
-        }
-    }
-    return result.map { _ in SocketAddress(storage: storage) }
-}
-
 /// Receives up to `buffer.count` bytes. The corresponding C function is `recv`.
 @inlinable @inline(__always)
 package func system_recv(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ flags: CInt = 0) -> Result<
@@ -122,4 +112,63 @@ package func system_send(_ fd: CInt, _ buffer: UnsafeRawBufferPointer, _ flags: 
 /// Shuts down one or both directions of a socket. The corresponding C function is `shutdown`.
 package func system_shutdown(_ fd: CInt, _ how: CInt) -> Result<Void, Errno> {
     valueOrErrno(.shutdown) { shutdown(fd, how) }.map { _ in () }
+}
+
+/// The address families of `system_socket`, as `SocketAddress.family` reports them.
+package enum AddressFamily {
+    /// `AF_INET`: IPv4.
+    package static var ipv4: CInt { AF_INET }
+    /// `AF_INET6`: IPv6.
+    package static var ipv6: CInt { AF_INET6 }
+}
+
+/// The `SOCK_*` bits of `system_socket`'s type; `nonBlocking` and
+/// `closeOnExec` are also the flags of `system_accept4`.
+package enum SocketType {
+    /// `SOCK_STREAM`: a byte stream (TCP for the internet families).
+    package static var stream: CInt { CInt(SOCK_STREAM.rawValue) }
+    /// `SOCK_NONBLOCK`: calls that would wait fail with `EAGAIN` instead.
+    package static var nonBlocking: CInt { CInt(SOCK_NONBLOCK.rawValue) }
+    /// `SOCK_CLOEXEC`: the descriptor is closed in programs the process starts.
+    package static var closeOnExec: CInt { CInt(SOCK_CLOEXEC.rawValue) }
+}
+
+/// An integer socket option: the level and the name that `system_setsockopt`
+/// and `system_getsockopt` take, always together.
+package struct SocketOption: Sendable {
+    /// The protocol level: `SOL_SOCKET`, `IPPROTO_TCP`, ...
+    package let level: CInt
+    /// The option at that level: `SO_REUSEADDR`, `TCP_NODELAY`, ...
+    package let name: CInt
+
+    /// The option `name` at `level`.
+    package init(level: CInt, name: CInt) {
+        self.level = level
+        self.name = name
+    }
+
+    /// `SOL_SOCKET, SO_REUSEADDR`: bind a port whose previous connections are in TIME_WAIT.
+    package static var reuseAddress: SocketOption { SocketOption(level: SOL_SOCKET, name: SO_REUSEADDR) }
+    /// `SOL_SOCKET, SO_REUSEPORT`: let several sockets bind the same port.
+    package static var reusePort: SocketOption { SocketOption(level: SOL_SOCKET, name: SO_REUSEPORT) }
+    /// `SOL_SOCKET, SO_ERROR`: the pending error, such as a non-blocking connect's outcome.
+    package static var error: SocketOption { SocketOption(level: SOL_SOCKET, name: SO_ERROR) }
+    /// `SOL_SOCKET, SO_RCVBUF`: the receive buffer's size.
+    package static var receiveBuffer: SocketOption { SocketOption(level: SOL_SOCKET, name: SO_RCVBUF) }
+    /// `SOL_SOCKET, SO_SNDBUF`: the send buffer's size.
+    package static var sendBuffer: SocketOption { SocketOption(level: SOL_SOCKET, name: SO_SNDBUF) }
+    /// `IPPROTO_TCP, TCP_NODELAY`: send small segments at once (no Nagle).
+    package static var noDelay: SocketOption { SocketOption(level: CInt(IPPROTO_TCP), name: TCP_NODELAY) }
+    /// `IPPROTO_IPV6, IPV6_V6ONLY`: an IPv6 socket that does not also take IPv4.
+    package static var ipv6Only: SocketOption { SocketOption(level: CInt(IPPROTO_IPV6), name: IPV6_V6ONLY) }
+    /// `IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT`: a bind that leaves the port to `connect`.
+    package static var bindAddressNoPort: SocketOption {
+        SocketOption(level: CInt(IPPROTO_IP), name: IP_BIND_ADDRESS_NO_PORT)
+    }
+}
+
+/// The directions of `system_shutdown`.
+package enum ShutdownHow {
+    /// `SHUT_WR`: no more sends; the peer reads end of input.
+    package static var write: CInt { CInt(SHUT_WR) }
 }

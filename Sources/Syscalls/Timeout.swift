@@ -1,3 +1,5 @@
+// The conversion of a Swift timeout to the milliseconds that the kernel's
+// waits take (no libc call).
 /// Why a timeout cannot be expressed as the kernel's `int` milliseconds.
 package enum TimeoutConversionError: Error, Sendable, Equatable {
     /// More milliseconds than a C `int` holds (about 24.8 days); Python raises

@@ -1,5 +1,6 @@
-// timerfd calls, split from Syscalls.swift only to keep files short; the same
-// policy applies (EINTR retried, errno typed).
+// timerfd: a monotonic timer as a descriptor, created and armed for one
+// absolute deadline. Every call goes through the policy of Retry.swift (EINTR
+// retried, errno typed); the expirations are read with `system_read`.
 import CEpollShim
 import SystemPackage
 
@@ -12,7 +13,7 @@ package func system_timerfd_create_monotonic() -> Result<CInt, Errno> {
 }
 
 /// Arms a timer to expire once at `deadlineNanoseconds` on its clock (an
-/// absolute time, as `monotonicNanoseconds()` returns for `CLOCK_MONOTONIC`);
+/// absolute time, as `system_clock_gettime_monotonic()` returns for `CLOCK_MONOTONIC`);
 /// 0 disarms it. A deadline already past expires at once.
 /// The corresponding C function is `timerfd_settime` with `TFD_TIMER_ABSTIME`.
 package func system_timerfd_settime_absolute(_ fd: CInt, deadlineNanoseconds: Int64) -> Result<Void, Errno> {

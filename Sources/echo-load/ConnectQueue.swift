@@ -1,4 +1,3 @@
-import CEpollShim  // socket constants only; every call goes through Syscalls
 import LinuxEpoll
 import Syscalls
 import SystemPackage
@@ -46,7 +45,7 @@ struct ConnectQueue {
     /// Queues connections `0..<connections` to `target`.
     init(connections: Int, target: SocketAddress) {
         self.target = target
-        rotatesSources = target.family == AF_INET && target.host.hasPrefix("127.")
+        rotatesSources = target.family == AddressFamily.ipv4 && target.host.hasPrefix("127.")
         pending = Array(0..<connections)
     }
 
@@ -116,7 +115,7 @@ extension LoadLoop {
         connections[index].generation &+= 1
         connections[index].connectAttempts += 1
         connections[index].source = connector.current
-        let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        let type = SocketType.stream | SocketType.nonBlocking | SocketType.closeOnExec
         let fd: CInt
         switch system_socket(connector.target.family, type) {
         case .success(let value): fd = value
@@ -125,11 +124,11 @@ extension LoadLoop {
             return
         }
         connections[index].fd = fd
-        _ = system_setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+        _ = system_setsockopt(fd, .noDelay, 1)
         if let source = connector.sourceAddress {
             // Leave the port to connect, which may share it with other
             // destinations, instead of reserving one at bind.
-            _ = system_setsockopt(fd, CInt(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, 1)
+            _ = system_setsockopt(fd, .bindAddressNoPort, 1)
             if case .failure(let errno) = system_bind(fd, source) {
                 connectFailed(index, errno)
                 return
@@ -154,7 +153,7 @@ extension LoadLoop {
     /// A connect in flight reported writable: it succeeded or failed.
     mutating func finishConnect(_ index: Int) {
         connector.inFlight -= 1
-        switch system_getsockopt(connections[index].fd, SOL_SOCKET, SO_ERROR) {
+        switch system_getsockopt(connections[index].fd, .error) {
         case .success(0): established(index, registered: true)
         case .success(let code): connectFailed(index, Errno(rawValue: code))
         case .failure(let errno): connectFailed(index, errno)

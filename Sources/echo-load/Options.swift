@@ -96,7 +96,7 @@ struct Options: ParsableCommand {
     }
 
     func run() throws {
-        let limit = system_raise_descriptor_limit()
+        let limit = system_setrlimit_raise_nofile()
         let needed = connections + Self.reservedDescriptors
         guard UInt64(needed) <= limit else {
             let most = max(0, Int(limit) - Self.reservedDescriptors)
@@ -127,7 +127,7 @@ struct Options: ParsableCommand {
         }
         let result = loop.run()
         print(json ? Report.json(result) : Report.text(result))
-        system_flush_stdout()
+        system_fflush_stdout()
         if result.established == 0 {
             system_write_stderr("echo-load: no connection to \(plan.target) could be established\n")
         }

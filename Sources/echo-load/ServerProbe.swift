@@ -27,7 +27,7 @@ struct ServerProbe {
     /// Takes the last sample; later calls do nothing.
     mutating func windowEnded(at now: Int64) {
         guard let startTicks, cpuSeconds == nil, let endTicks = cpuTicks() else { return }
-        cpuSeconds = Double(endTicks - startTicks) / Double(system_clock_ticks_per_second())
+        cpuSeconds = Double(endTicks - startTicks) / Double(system_sysconf_clock_ticks())
         wallSeconds = Double(now - startTime) / 1e9
         rssKilobytes = statusField("VmRSS:")
         peakRSSKilobytes = statusField("VmHWM:")

@@ -11,7 +11,6 @@
 //
 // Try it: `seed-server` in one terminal, `printf 'hello\n' | nc -q1 127.0.0.1 8000`
 // in another: nc prints HELLO, the server prints each event and the data.
-import Glibc  // for the constants AF_INET, SOCK_*, SO_*; every libc call goes through Syscalls
 import LinuxEpoll
 import SystemPackage
 import Syscalls
@@ -20,7 +19,7 @@ let host = "127.0.0.1"
 
 /// Prints `message` to stderr and ends the process with status 1.
 func fail(_ message: String) -> Never {
-    _ = try? FileDescriptor.standardError.writeAll(Array("seed-server: \(message)\n".utf8))
+    system_write_stderr("seed-server: \(message)\n")
     system_exit(1)
 }
 
@@ -43,11 +42,11 @@ func openServer(port: UInt16) -> CInt {
     // SOCK_CLOEXEC: the socket does not leak into programs we might start.
     // SOCK_NONBLOCK: if a client resets between epoll's "ready" and our
     // accept, accept fails with EAGAIN instead of blocking the whole server.
-    let flags = CInt(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
-    guard case .success(let server) = system_socket(AF_INET, flags) else { fail("cannot create a socket") }
+    let flags = SocketType.stream | SocketType.nonBlocking | SocketType.closeOnExec
+    guard case .success(let server) = system_socket(AddressFamily.ipv4, flags) else { fail("cannot create a socket") }
     // SO_REUSEADDR (not in the lesson): restart at once, without waiting for
     // the previous run's connections to leave TIME_WAIT.
-    _ = system_setsockopt(server, SOL_SOCKET, SO_REUSEADDR, 1)
+    _ = system_setsockopt(server, .reuseAddress, 1)
     // server.bind(('127.0.0.1', 8000))
     // FIX: a port in use is one clear line and exit status 1, not a traceback.
     if case .failure(let errno) = system_bind(server, SocketAddress(host: host, port: port)!) {
@@ -98,7 +97,7 @@ final class EchoServer {
         // client, addr = server.accept()
         // SOCK_NONBLOCK (the lesson's clients block): a recv or send that
         // would wait returns EAGAIN instead of stalling every other client.
-        switch system_accept4(server, CInt(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)) {
+        switch system_accept4(server, SocketType.nonBlocking | SocketType.closeOnExec) {
         case .failure(let errno):
             // FIX: a failed accept (client gone already, out of descriptors)
             // raised and ended the lesson's server; report it and go on.
@@ -187,7 +186,7 @@ final class EchoServer {
 
 // Print each line as it happens, even into a pipe, so that a test reading our
 // output sees it at once.
-system_line_buffer_stdout()
+system_setvbuf_stdout_line_buffered()
 let server = openServer(port: portFromArguments())
 // Not in the lesson; added for tests: the real port, which matters with port 0.
 guard case .success(let address) = system_getsockname(server) else { fail("cannot read the bound address") }

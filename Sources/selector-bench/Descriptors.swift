@@ -1,6 +1,5 @@
 // The watched descriptors: eventfds, one descriptor each, so that 19,000 of
 // them fit under a limit of 20,000 (pipes or socket pairs would need two).
-import CEpollShim  // constants only; every call goes through Syscalls
 import SystemPackage
 import Syscalls
 
@@ -23,7 +22,7 @@ struct DescriptorLimit {
     /// Raises the soft limit to the hard limit and reads what is in use.
     /// Returns a line to print if raising failed.
     static func raise() throws(BenchError) -> (limit: DescriptorLimit, warning: String?) {
-        let resource = CInt(RLIMIT_NOFILE.rawValue)
+        let resource = ResourceLimit.openFiles
         let (soft, hard): (UInt64, UInt64)
         switch system_getrlimit(resource) {
         case .success(let limits): (soft, hard) = limits
@@ -38,7 +37,7 @@ struct DescriptorLimit {
             }
         }
         let probe: CInt
-        switch system_eventfd(0, CInt(EFD_CLOEXEC)) {
+        switch system_eventfd(0, EventFDFlags.closeOnExec) {
         case .success(let fd): probe = fd
         case .failure(let errno): throw .system("eventfd", errno)
         }
@@ -69,7 +68,7 @@ final class WatchedDescriptors {
         precondition(readyCount <= count, "more ready than watched")
         all.reserveCapacity(count)
         for index in 0..<count {
-            switch system_eventfd(0, CInt(EFD_NONBLOCK | EFD_CLOEXEC)) {
+            switch system_eventfd(0, EventFDFlags.nonBlocking | EventFDFlags.closeOnExec) {
             case .success(let fd): all.append(fd)
             case .failure(let errno):
                 close()

@@ -1,6 +1,5 @@
 // Errors, the standard error stream, files and number formatting, without
 // Foundation: every write goes through Syscalls.
-import CEpollShim  // constants only; every call goes through Syscalls
 import Selectors
 import SystemPackage
 import Syscalls
@@ -32,7 +31,7 @@ func standardError(_ text: String, newline: Bool = true) {
 
 /// Creates or truncates `path` and writes `text` to it.
 func writeFile(_ path: String, _ text: String) throws(BenchError) {
-    let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+    let flags = OpenFlags.writeOnly | OpenFlags.create | OpenFlags.truncate | OpenFlags.closeOnExec
     let fd: CInt
     switch system_open(path, flags, 0o644) {
     case .success(let opened): fd = opened

@@ -2,7 +2,6 @@
 // cheapest way the syscall allows, so that the ratio to it is what the library
 // adds. Each probe checks its count on every call, and which descriptors are
 // ready once, before timing.
-import CEpollShim  // constants and types only; every call goes through Syscalls
 import SystemPackage
 import Syscalls
 
@@ -16,11 +15,11 @@ protocol RawProbe: AnyObject {
 /// a buffer allocated once.
 final class RawEpoll: RawProbe {
     private let epfd: CInt
-    private let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: 1024)
+    private let events = EpollEventArray(capacity: 1024)
     private let expected: Int
 
     init(_ watched: WatchedDescriptors) throws(BenchError) {
-        switch system_epoll_create1(CInt(EPOLL_CLOEXEC)) {
+        switch system_epoll_create1(EpollCreateFlags.closeOnExec) {
         case .success(let fd): epfd = fd
         case .failure(let errno):
             events.deallocate()
@@ -29,13 +28,13 @@ final class RawEpoll: RawProbe {
         expected = watched.ready.count
         for fd in watched.all {
             if case .failure(let errno) = system_epoll_ctl(
-                epfd, EPOLL_CTL_ADD, fd, events: EPOLLIN.rawValue, data: UInt64(fd))
+                epfd, EpollOperation.add, fd, events: EpollEventBits.in, data: UInt64(fd))
             {
                 throw .system("epoll_ctl(EPOLL_CTL_ADD, \(fd))", errno)
             }
         }
         let count = try wait()
-        let found = (0..<count).map { CInt(truncatingIfNeeded: cepoll_event_data(events, CInt($0))) }
+        let found = (0..<count).map { CInt(truncatingIfNeeded: events.data(at: $0)) }
         try expectSame(found, watched.ready, "raw epoll_wait")
     }
 
@@ -62,17 +61,17 @@ final class RawEpoll: RawProbe {
 
 /// `poll` over a `pollfd` array built once.
 final class RawPoll: RawProbe {
-    private let descriptors: UnsafeMutableBufferPointer<pollfd>
+    private let descriptors: UnsafeMutableBufferPointer<PollDescriptor>
     private let expected: Int
 
     init(_ watched: WatchedDescriptors) throws(BenchError) {
         descriptors = .allocate(capacity: watched.all.count)
         for (index, fd) in watched.all.enumerated() {
-            descriptors[index] = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            descriptors[index] = PollDescriptor(fd: fd, events: PollEvents.in, revents: 0)
         }
         expected = watched.ready.count
         _ = try wait()
-        let found = descriptors.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd)
+        let found = descriptors.filter { $0.revents & PollEvents.in != 0 }.map(\.fd)
         try expectSame(found, watched.ready, "raw poll")
     }
 
@@ -125,7 +124,7 @@ final class RawSelect: RawProbe {
 
     @inline(__always)
     private func wait() throws(BenchError) -> Int {
-        let result = system_select(readSet.pointer, writeSet.pointer, exceptSet.pointer, timeoutMilliseconds: 0) {
+        let result = system_select(readSet, writeSet, exceptSet, timeoutMilliseconds: 0) {
             readSet.removeAll()
             writeSet.removeAll()
             exceptSet.removeAll()

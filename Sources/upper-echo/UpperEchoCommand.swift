@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc  // signal numbers only; every call goes through Syscalls
 import Logging
 import Reactor
 import Selectors
@@ -70,8 +69,8 @@ struct UpperEchoCommand: ParsableCommand {
             handler.logLevel = level
             return handler
         }
-        _ = system_signal_ignore(SIGPIPE)
-        _ = system_raise_descriptor_limit()
+        _ = system_sigaction_ignore(SignalNumber.brokenPipe)
+        _ = system_setrlimit_raise_nofile()
         var configuration = Configuration()
         configuration.host = host
         configuration.port = port
@@ -101,13 +100,14 @@ struct UpperEchoCommand: ParsableCommand {
         let verbose: ((String) -> Void)? =
             self.verbose
             ? {
-                print($0); system_flush_stdout()
+                print($0); system_fflush_stdout()
             } : nil
         let server = try UpperEchoServer(loop: loop, configuration: configuration, logger: logger, verbose: verbose)
-        let signals = try SignalSource(loop: loop, signals: [SIGINT, SIGTERM, SIGHUP]) { signal in
-            if signal == SIGHUP {
+        let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
+        let signals = try SignalSource(loop: loop, signals: handled) { signal in
+            if signal == SignalNumber.hangUp {
                 print(server.stats)
-                system_flush_stdout()
+                system_fflush_stdout()
             } else if server.isShuttingDown {
                 loop.stop()  // a second signal: stop now
             } else {
@@ -117,7 +117,7 @@ struct UpperEchoCommand: ParsableCommand {
         }
         defer { signals.close() }
         print("listening on \(server.localAddress) (\(self.selector))")
-        system_flush_stdout()
+        system_fflush_stdout()
         try loop.run()
         logger.notice("stopped \(server.stats.pairs)")
     }

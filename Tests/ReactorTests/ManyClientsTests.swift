@@ -75,7 +75,7 @@ struct ManyClientsTests {
 
     @Test("1,000 concurrent clients are each served their own bytes")
     func thousandClients() throws {
-        let limit = system_raise_descriptor_limit()
+        let limit = system_setrlimit_raise_nofile()
         try #require(limit >= 2_500, "the descriptor limit \(limit) is too low for 1,000 clients in one process")
         let server = try ServerHarness { $0.backlog = 1_024 }
         defer { try? server.shutdown() }

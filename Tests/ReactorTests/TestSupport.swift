@@ -118,7 +118,7 @@ final class LoopThread: @unchecked Sendable {
 
 /// The monotonic clock, for measuring how long something took.
 func now() -> Duration {
-    .nanoseconds(monotonicNanoseconds())
+    .nanoseconds(system_clock_gettime_monotonic())
 }
 
 /// Polls `condition` every few milliseconds until it holds or `timeout`

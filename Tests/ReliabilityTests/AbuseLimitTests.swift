@@ -14,7 +14,7 @@ extension ReliabilityTests {
         let maxConnections = Soak.pick(short: 6000, soak: 12_000)
         let idleTimeout = Soak.pick(short: 2.0, soak: 5.0)
         let newClients = Soak.pick(short: 100, soak: 1000)
-        _ = system_raise_descriptor_limit()
+        _ = system_setrlimit_raise_nofile()
         let server = try ServerProcess([
             "--max-connections", "\(maxConnections)", "--idle-timeout", "\(idleTimeout)", "--backlog", "4096",
         ])

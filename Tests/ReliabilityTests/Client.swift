@@ -109,7 +109,7 @@ final class Client: ClientSocket, @unchecked Sendable {
 
     /// `TCP_NODELAY`: each small `send` leaves as its own segment.
     func setNoDelay() {
-        _ = system_setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+        _ = system_setsockopt(fd, .noDelay, 1)
     }
 
     /// One `send` call; what it returned.

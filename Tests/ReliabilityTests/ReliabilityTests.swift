@@ -40,7 +40,7 @@ enum Sanitizer {
 /// Prints `FIGURE <scenario>: <figures>` on one line, flushed at once.
 func figure(_ scenario: String, _ figures: String) {
     print("FIGURE \(scenario) (\(Soak.form)): \(figures)")
-    system_flush_stdout()
+    system_fflush_stdout()
 }
 
 /// `value` with `digits` decimals.

@@ -89,7 +89,7 @@ public final class ChildProcess {
         let outcome = Lock<Result<Void, SpawnError>?>(nil)
         Thread {
             var empty = sigset_t()  // all bits clear: no signal blocked
-            _ = system_sigprocmask(SIG_SETMASK, &empty, nil)
+            _ = system_pthread_sigmask(SIG_SETMASK, &empty, nil)
             let result = Result { try process.run() }.mapError { SpawnError(description: "\($0)") }
             outcome.withLock { $0 = result }
         }.start()

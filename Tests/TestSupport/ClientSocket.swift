@@ -31,11 +31,11 @@ public func openClientSocket(
     do {
         try setClientTimeout(fd, timeout)
         if let receiveBuffer {
-            try system_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, receiveBuffer).mapError { ClientError("SO_RCVBUF", $0) }
+            try system_setsockopt(fd, .receiveBuffer, receiveBuffer).mapError { ClientError("SO_RCVBUF", $0) }
                 .get()
         }
         if let sendBuffer {
-            try system_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, sendBuffer).mapError { ClientError("SO_SNDBUF", $0) }
+            try system_setsockopt(fd, .sendBuffer, sendBuffer).mapError { ClientError("SO_SNDBUF", $0) }
                 .get()
         }
         let address = SocketAddress(host: "127.0.0.1", port: port)!

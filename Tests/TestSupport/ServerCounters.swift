@@ -31,7 +31,7 @@ extension ChildProcess {
         // After the parenthesised name, field 3 (the state) comes first.
         let fields = text[text.index(after: nameEnd)...].split(separator: " ")
         guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
-        return .milliseconds((user + system) * 1000 / system_clock_ticks_per_second())
+        return .milliseconds((user + system) * 1000 / system_sysconf_clock_ticks())
     }
 
     /// The CPU time the child uses during `window`, as a fraction of one core.

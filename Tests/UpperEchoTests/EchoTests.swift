@@ -36,7 +36,7 @@ extension UpperEchoTests {
         /// All thousand connected and all thousand requests sent before any
         /// reply is read; each client then checks its own reply.
         @Test func aThousandConcurrentClientsEachGetTheirOwnReply() throws {
-            _ = system_raise_descriptor_limit()
+            _ = system_setrlimit_raise_nofile()
             try withUpperEcho(["--backlog", "2048"]) { server, port in
                 let count = 1000
                 func payload(_ index: Int) -> String { "client \(index) of \(count): \(String(index, radix: 36))\n" }
@@ -59,7 +59,7 @@ extension UpperEchoTests {
         /// select(2) cannot watch descriptor 1024: the server must refuse that
         /// connection (close it, log a warning) and go on serving the others.
         @Test func selectClosesTheConnectionWhoseDescriptorWouldBe1024AndServesTheRest() throws {
-            _ = system_raise_descriptor_limit()
+            _ = system_setrlimit_raise_nofile()
             try withUpperEcho(["--selector", "select", "--backlog", "2048"]) { server, port in
                 // A descriptor the server inherited from a test running in
                 // parallel may sit above 1024; only the numbers below count.

@@ -1,5 +1,5 @@
 // The kernel interfaces that `import Glibc` does not expose to Swift on Linux:
-// epoll, eventfd, timerfd, signalfd, accept4, and the FD_* macros of select(2).
+// epoll, eventfd, timerfd, accept4, pipe2, dup3, and the FD_* macros of select(2).
 // Everything here is a thin, inline forwarder; the policy (EINTR, errors)
 // lives in the Swift `Syscalls` module.
 #ifndef CEPOLLSHIM_H
@@ -18,7 +18,6 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/select.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
@@ -50,9 +49,6 @@ static inline void cepoll_fd_zero(fd_set *set) { FD_ZERO(set); }
 
 /// `FD_SET`: adds `fd` (which must be in 0..<FD_SETSIZE) to a descriptor set.
 static inline void cepoll_fd_set(int fd, fd_set *set) { FD_SET(fd, set); }
-
-/// `FD_CLR`: removes `fd` (which must be in 0..<FD_SETSIZE) from a descriptor set.
-static inline void cepoll_fd_clr(int fd, fd_set *set) { FD_CLR(fd, set); }
 
 /// `FD_ISSET`: whether `fd` (which must be in 0..<FD_SETSIZE) is in a descriptor set.
 static inline int cepoll_fd_isset(int fd, const fd_set *set) { return FD_ISSET(fd, set); }
@@ -96,11 +92,6 @@ static inline int cepoll_getsockname(int fd, struct sockaddr *address, socklen_t
     return getsockname(fd, address, length);
 }
 
-/// `getpeername` with a plain `struct sockaddr *`.
-static inline int cepoll_getpeername(int fd, struct sockaddr *address, socklen_t *length) {
-    return getpeername(fd, address, length);
-}
-
 /// Installs a handler for `signo` that writes the signal number, as one
 /// byte, to `fd` (the write end of a non-blocking pipe): the self-pipe trick.
 /// The handler does nothing else, so all real work happens on the event loop,
@@ -113,9 +104,6 @@ int cepoll_signal_forward(int signo, int fd);
 /// otherwise (forwarded elsewhere since) leaves it alone. Returns 0, or -1
 /// with errno set.
 int cepoll_signal_release(int signo, int fd);
-
-/// Restores the default action of `signo`. Returns 0, or -1 with errno set.
-int cepoll_signal_default(int signo);
 
 /// Sets `signo` to be ignored (used for SIGPIPE). Returns 0, or -1 with errno set.
 int cepoll_signal_ignore(int signo);
