@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "echo-load",
             dependencies: [
-                "LinuxEpoll", "UpperEcho", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
+                "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

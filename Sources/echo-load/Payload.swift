@@ -1,9 +1,7 @@
-import UpperEcho
-
 /// The bytes echo-load sends, and the bytes it expects back.
 ///
 /// One pattern `P` of random bytes is generated once, with its upper-cased
-/// twin `U = Uppercase.apply(P)`. Message `k` of connection `c` is the
+/// twin `U`, each byte mapped through `replyTable`. Message `k` of connection `c` is the
 /// `size` bytes of `P` at `offset(c, k) = (start(c) + k * size) % span`, so
 /// that:
 ///
@@ -39,10 +37,20 @@ final class Payload {
         var generator = SplitMix64(seed: seed)
         Self.fill(sent, using: &generator)
         let expected = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 16)
-        expected.copyMemory(from: UnsafeRawBufferPointer(sent))
-        Uppercase.apply(expected)
+        Self.replyTable.withUnsafeBufferPointer { table in
+            for index in 0..<length { expected[index] = table[Int(sent[index])] }
+        }
         pattern = UnsafeRawPointer(sent.baseAddress!)
         upper = UnsafeRawPointer(expected.baseAddress!)
+    }
+
+    /// The byte the service must send back for each byte value, built from
+    /// the service's definition rather than from any server's code (the
+    /// server under test may share the code it would be checked against):
+    /// 0x61...0x7A (`a`...`z`) come back as the value minus 0x20 (`A`...`Z`),
+    /// every other byte unchanged.
+    static let replyTable: [UInt8] = (0...255).map { value in
+        (0x61...0x7A).contains(value) ? UInt8(value - 0x20) : UInt8(value)
     }
 
     deinit {
