@@ -16,19 +16,50 @@
 /// An echo returns bytes in order, so the reply to message `k` is exactly the
 /// upper-cased bytes of message `k`: no framing is needed to check it.
 struct ClientConnection {
-    /// Where the connection is in its life.
-    enum State: UInt8 {
+    /// Where the connection is in its life. It changes only through
+    /// `move(to:counts:)`, which keeps `ConnectionCounts` in step.
+    enum State: Int, CaseIterable, Sendable {
         /// Queued to connect, or waiting to retry.
         case waiting
         /// A non-blocking connect is in progress.
         case connecting
-        /// Connected; sending and receiving.
-        case established
-        /// Closed for good: finished, failed, or given up.
-        case closed
+        /// Established (closed loop); its probe, the first message, sent as
+        /// soon as it connected, is unanswered and has not timed out
+        /// (`ConnectQueue`): it counts against the connect bound.
+        case probing
+        /// Established, and no reply yet: the probe timed out, or (open loop)
+        /// there was no probe.
+        case unanswered
+        /// Established, and at least one reply came back.
+        case answered
+        /// Was established, and is closed for good.
+        case finished
+        /// Never established, and given up.
+        case failed
+
+        /// Whether the connection is established and open: it sends and receives.
+        var isOpen: Bool { self == .probing || self == .unanswered || self == .answered }
+
+        /// Whether a connection in this state may move to `next`.
+        func canMove(to next: State) -> Bool {
+            switch (self, next) {
+            case (.waiting, .connecting), (.waiting, .probing), (.waiting, .unanswered), (.waiting, .failed):
+                true
+            case (.connecting, .waiting), (.connecting, .probing), (.connecting, .unanswered),
+                (.connecting, .failed):
+                true
+            case (.probing, .unanswered), (.probing, .answered), (.probing, .finished):
+                true
+            case (.unanswered, .answered), (.unanswered, .finished), (.answered, .finished):
+                true
+            default:
+                false
+            }
+        }
     }
 
-    var state = State.waiting
+    /// Where the connection is; see `move(to:counts:)`.
+    private(set) var state = State.waiting
     var fd: CInt = -1
     /// Bumped for every socket, and carried in the epoll token, so that an
     /// event for an earlier socket of this connection is recognised as stale.
@@ -36,12 +67,8 @@ struct ClientConnection {
     var connectAttempts = 0
     /// Index of the source address the current socket is bound to.
     var source = 0
-    /// The connect time-out, or when to retry.
+    /// The connect time-out, the probe's time-out, or when to retry.
     var deadline: Int64 = 0
-    var wasEstablished = false
-    /// Whether the connection waits for the reply to its probe, the first
-    /// message, sent as soon as it connected (`ConnectQueue`).
-    var probing = false
     /// Whether EPOLLOUT is on (only while unsent bytes wait for room).
     var writeInterest = false
 
@@ -63,6 +90,17 @@ struct ClientConnection {
     init(index: Int, payload: Payload) {
         sendOffset = payload.startOffset(connection: index)
         recvOffset = sendOffset
+    }
+
+    /// Moves the connection to `next` and `counts` with it: the one place
+    /// where a connection's state changes, so the counts cannot drift from
+    /// the states.
+    ///
+    /// - Precondition: `state.canMove(to: next)`.
+    mutating func move(to next: State, counts: inout ConnectionCounts) {
+        precondition(state.canMove(to: next), "connection moved from \(state) to \(next)")
+        counts.record(from: state, to: next)
+        state = next
     }
 
     /// Messages issued whose reply has not fully arrived.
@@ -180,6 +218,55 @@ struct ClientConnection {
             sendOffset = payload.offset(after: sendOffset, messages: messages)
         }
     }
+}
+
+/// How many connections are in each state, changed only by
+/// `ClientConnection.move(to:counts:)`; the figures of the connect phase,
+/// the run and the report are all read from it.
+struct ConnectionCounts: Equatable {
+    /// Indexed by `State.rawValue`; the sum is always the number of connections.
+    private var byState: [Int]
+
+    /// `connections` connections, every one waiting to connect.
+    init(connections: Int) {
+        byState = Array(repeating: 0, count: ClientConnection.State.allCases.count)
+        byState[ClientConnection.State.waiting.rawValue] = connections
+    }
+
+    /// The counts of `connections`, counted one by one: what the kept counts
+    /// must always equal.
+    init(recounting connections: [ClientConnection]) {
+        byState = Array(repeating: 0, count: ClientConnection.State.allCases.count)
+        for connection in connections { byState[connection.state.rawValue] += 1 }
+    }
+
+    /// One connection moved from `old` to `new`.
+    fileprivate mutating func record(from old: ClientConnection.State, to new: ClientConnection.State) {
+        byState[old.rawValue] -= 1
+        byState[new.rawValue] += 1
+    }
+
+    /// The connections in `state`.
+    subscript(state: ClientConnection.State) -> Int { byState[state.rawValue] }
+
+    /// Queued to connect, or waiting to retry.
+    var waiting: Int { self[.waiting] }
+    /// Connects in progress.
+    var connecting: Int { self[.connecting] }
+    /// Connects and probes in flight: the connect phase's bound
+    /// (`ConnectQueue.maxInFlight`) applies to these.
+    var outstanding: Int { self[.connecting] + self[.probing] }
+    /// Established and not closed.
+    var open: Int { self[.probing] + self[.unanswered] + self[.answered] }
+    /// Established, not closed, and without a reply yet.
+    var awaitingFirstReply: Int { self[.probing] + self[.unanswered] }
+    /// Established at some point, closed since or not.
+    var established: Int { open + self[.finished] }
+    /// Given up without ever being established.
+    var failed: Int { self[.failed] }
+    /// Whether the connect phase is over: every connection is established
+    /// (and its probe answered or timed out) or given up.
+    var connectsSettled: Bool { waiting == 0 && outstanding == 0 }
 }
 
 /// When each open-loop message is due: the `--rate` messages per second are

@@ -3,8 +3,8 @@ import Syscalls
 import SystemPackage
 
 /// The bookkeeping of the connect phase: which connections wait to connect,
-/// which wait to retry, how many connects are in flight, and which source
-/// address new sockets bind to.
+/// which wait to retry, and which source address new sockets bind to. How
+/// many connect, probe or failed is in `ConnectionCounts`.
 ///
 /// Connects go out in bounded batches so that they never overflow the
 /// server's accept queue: a connect completes as soon as the kernel has queued
@@ -13,8 +13,8 @@ import SystemPackage
 /// 8 s). In a closed-loop run each new connection therefore sends one message
 /// at once, its probe, and counts against `maxInFlight` until the reply comes
 /// back: only then is it certain that the server accepted it. At most
-/// `maxInFlight` connections are ever connecting or waiting for their probe's
-/// reply, fewer than upper-echo's backlog of 511.
+/// `maxInFlight` connections are ever connecting or probing
+/// (`ConnectionCounts.outstanding`), fewer than upper-echo's backlog of 511.
 struct ConnectQueue {
     static let maxInFlight = 256
     /// A refused or timed-out connect is tried this many times in all.
@@ -34,13 +34,7 @@ struct ConnectQueue {
     private var pending: [Int]
     private var head = 0
     var retrying: [Int] = []
-    var inFlight = 0
-    /// Established connections whose probe has not been answered (and has
-    /// not timed out): the server may not have accepted them yet.
-    var unconfirmed = 0
     var nextSweep: Int64 = 0
-    var established = 0
-    var failed = 0
 
     /// Queues connections `0..<connections` to `target`.
     init(connections: Int, target: SocketAddress) {
@@ -48,16 +42,6 @@ struct ConnectQueue {
         rotatesSources = target.family == AddressFamily.ipv4 && target.host.hasPrefix("127.")
         pending = Array(0..<connections)
     }
-
-    /// Whether every connection is established (and its probe answered or
-    /// timed out) or given up.
-    var isSettled: Bool { head == pending.count && retrying.isEmpty && inFlight == 0 && unconfirmed == 0 }
-
-    /// Connects and probes in flight, the bound `maxInFlight` applies to.
-    var outstanding: Int { inFlight + unconfirmed }
-
-    /// Connections still waiting to be tried.
-    var waiting: Int { pending.count - head + retrying.count }
 
     /// The next connection to connect, first come first served.
     mutating func popPending() -> Int? {
@@ -104,10 +88,10 @@ extension LoadLoop {
     /// connection is established or given up.
     mutating func startConnects() {
         guard phase == .connecting else { return }
-        while connector.outstanding < ConnectQueue.maxInFlight, let index = connector.popPending() {
+        while counts.outstanding < ConnectQueue.maxInFlight, let index = connector.popPending() {
             openSocket(index)
         }
-        if connector.isSettled { beginRunning() }
+        if counts.connectsSettled { beginRunning() }
     }
 
     /// Creates a non-blocking socket for connection `index` and starts its connect.
@@ -142,9 +126,8 @@ extension LoadLoop {
                 giveUp(index, "epoll_ctl: \(error)")
                 return
             }
-            connections[index].state = .connecting
+            move(index, to: .connecting)
             connections[index].deadline = now + plan.connectTimeoutNanoseconds
-            connector.inFlight += 1
         case .failure(let errno):
             connectFailed(index, errno)
         }
@@ -152,7 +135,6 @@ extension LoadLoop {
 
     /// A connect in flight reported writable: it succeeded or failed.
     mutating func finishConnect(_ index: Int) {
-        connector.inFlight -= 1
         switch system_getsockopt(connections[index].fd, .error) {
         case .success(0): established(index, registered: true)
         case .success(let code): connectFailed(index, Errno(rawValue: code))
@@ -172,32 +154,22 @@ extension LoadLoop {
             giveUp(index, "epoll_ctl: \(error)")
             return
         }
-        connections[index].state = .established
-        connections[index].wasEstablished = true
-        connector.established += 1
-        alive += 1
         if plan.rate == nil {
-            // Open loop sends nothing before its schedule starts; it has no probe.
-            connections[index].probing = true
+            move(index, to: .probing)
             connections[index].deadline = now + plan.connectTimeoutNanoseconds
-            connector.unconfirmed += 1
             sendProbe(index)
+        } else {
+            // Open loop sends nothing before its schedule starts; it has no probe.
+            move(index, to: .unanswered)
         }
-    }
-
-    /// Connection `index`'s first reply arrived, or the connection closed
-    /// before it did: it no longer counts as unconfirmed.
-    mutating func endProbe(_ index: Int) {
-        guard connections[index].probing else { return }
-        connections[index].probing = false
-        connector.unconfirmed -= 1
     }
 
     /// A connect failed: move to the next source address, retry, or give up.
     private mutating func connectFailed(_ index: Int, _ errno: Errno) {
         _ = system_close(connections[index].fd)
         connections[index].fd = -1
-        connections[index].state = .waiting
+        // A connect that failed at once (from `openSocket`) never left `.waiting`.
+        if connections[index].state == .connecting { move(index, to: .waiting) }
         if errno == .addressNotAvailable && connector.rotatesSources {
             if let host = connector.rotate(after: connections[index].source) {
                 report("out of ephemeral ports; binding new connections to source address \(host)")
@@ -225,8 +197,7 @@ extension LoadLoop {
         report(message)
         if connections[index].fd >= 0 { _ = system_close(connections[index].fd) }
         connections[index].fd = -1
-        connections[index].state = .closed
-        connector.failed += 1
+        move(index, to: .failed)
         measurement.errors.failedConnects += 1
     }
 
@@ -236,13 +207,13 @@ extension LoadLoop {
     mutating func sweepConnects() {
         guard now >= connector.nextSweep else { return }
         connector.nextSweep = now + ConnectQueue.sweepInterval
-        if connector.outstanding > 0 {
+        if counts.outstanding > 0 {
             for index in connections.indices where connections[index].deadline <= now {
                 if connections[index].state == .connecting {
-                    connector.inFlight -= 1
                     connectFailed(index, .timedOut)
-                } else if connections[index].probing {
-                    endProbe(index)
+                } else if connections[index].state == .probing {
+                    // The probe timed out: the connection stays, unanswered.
+                    move(index, to: .unanswered)
                 }
             }
         }

@@ -23,7 +23,7 @@ extension LoadLoop {
             break
         }
         if phase == .draining && (inFlightTotal == 0 || now >= drainEnd) { phase = .done }
-        if phase == .running && alive == 0 { phase = .done }
+        if phase == .running && counts.open == 0 { phase = .done }
         if now >= nextProgress && phase != .done { printProgress() }
     }
 
@@ -36,8 +36,7 @@ extension LoadLoop {
         measurement.windowStart = now + plan.warmupNanoseconds
         measurement.windowEnd = measurement.windowStart + plan.durationNanoseconds
         measurement.startInterval(at: now)
-        awaitingFirstReply = connections.count { $0.state == .established && $0.recvSeq == 0 }
-        guard alive > 0 else {
+        guard counts.open > 0 else {
             phase = .done
             return
         }
@@ -45,7 +44,7 @@ extension LoadLoop {
             schedule = OpenLoopSchedule(start: now, nanosecondsPerMessage: 1e9 / rate, connections: plan.connections)
             releaseScheduled()
         } else {
-            for index in connections.indices where connections[index].state == .established {
+            for index in connections.indices where connections[index].state.isOpen {
                 issue(index)
             }
         }
@@ -59,7 +58,7 @@ extension LoadLoop {
     /// never had. A connection still unanswered after that is counted from
     /// the window's start, and shows as the least served.
     private mutating func openWindowOrWait() {
-        if plan.rate == nil && awaitingFirstReply > 0
+        if plan.rate == nil && counts.awaitingFirstReply > 0
             && now < started + plan.warmupNanoseconds + plan.firstReplyTimeoutNanoseconds
         {
             measurement.windowStart = now + 10_000_000  // look again in 10 ms
@@ -80,7 +79,7 @@ extension LoadLoop {
             guard due <= now && due < measurement.windowEnd else { return }
             let index = Int(nextGlobal % count)
             nextGlobal += 1
-            if connections[index].state == .established {
+            if connections[index].state.isOpen {
                 connections[index].scheduled += 1
                 issue(index)
             }
@@ -92,10 +91,10 @@ extension LoadLoop {
         if phase == .connecting {
             let seconds = Int((Double(now - started) / 1e9).rounded())
             line =
-                "[connect \(seconds)s] \(connector.established)/\(plan.connections) established, "
-                + "\(connector.inFlight) connecting, \(connector.unconfirmed) awaiting a first reply, "
-                + "\(connector.waiting) waiting, "
-                + "\(measurement.errors.connectRetries) retries, \(connector.failed) failed\n"
+                "[connect \(seconds)s] \(counts.established)/\(plan.connections) established, "
+                + "\(counts.connecting) connecting, \(counts[.probing]) awaiting a first reply, "
+                + "\(counts.waiting) waiting, "
+                + "\(measurement.errors.connectRetries) retries, \(counts.failed) failed\n"
         } else {
             line = measurement.progressLine(at: now, since: started)
         }
@@ -120,8 +119,8 @@ extension LoadLoop {
         var least: UInt64 = 0
         var most: UInt64 = 0
         var first = true
-        for connection in connections where connection.wasEstablished {
-            if connection.state == .established && connection.issued > 0 && connection.recvSeq == 0 {
+        for connection in connections where connection.state.isOpen || connection.state == .finished {
+            if connection.state.isOpen && connection.issued > 0 && connection.recvSeq == 0 {
                 measurement.errors.unanswered += 1
             }
             least = first ? connection.counted : min(least, connection.counted)
@@ -136,7 +135,7 @@ extension LoadLoop {
             histogram: measurement.histogram,
             leastPerConnection: least,
             mostPerConnection: most,
-            established: connector.established,
+            established: counts.established,
             errors: measurement.errors
         )
     }

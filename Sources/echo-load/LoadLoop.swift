@@ -35,6 +35,8 @@ struct LoadLoop {
     /// This many latency origins per connection, `storage.origins`.
     let pipeline: Int
     var connections: [ClientConnection]
+    /// How many connections are in each state; see `move(_:to:)`.
+    var counts: ConnectionCounts
     var measurement = Measurement()
     /// The server's CPU and memory over the window, with `--server-pid`.
     var probe: ServerProbe?
@@ -42,10 +44,6 @@ struct LoadLoop {
     var now: Int64 = 0
     /// Replies expected across all connections.
     var inFlightTotal = 0
-    /// Connections established and not closed.
-    var alive = 0
-    /// Established connections still waiting for their first reply.
-    var awaitingFirstReply = 0
     /// Whether the measured window has begun.
     var windowOpened = false
     var started: Int64 = 0
@@ -68,6 +66,7 @@ struct LoadLoop {
         do { epoll = try Epoll() } catch { throw .setup("epoll: \(error)") }
         storage = LoopStorage(readBufferSize: Self.readBufferSize, origins: plan.connections * plan.pipeline)
         connections = (0..<plan.connections).map { ClientConnection(index: $0, payload: payload) }
+        counts = ConnectionCounts(connections: plan.connections)
         connector = ConnectQueue(connections: plan.connections, target: plan.target)
         if plan.rate != nil {
             switch system_timerfd_create_monotonic() {
@@ -141,10 +140,10 @@ struct LoadLoop {
         switch connections[index].state {
         case .connecting:
             finishConnect(index)
-        case .established:
+        case .probing, .unanswered, .answered:
             if !events.isDisjoint(with: [.in, .err, .hup, .rdhup]) { readable(index) }
-            if events.contains(.out) && connections[index].state == .established { flush(index) }
-        case .waiting, .closed:
+            if events.contains(.out) && connections[index].state.isOpen { flush(index) }
+        case .waiting, .finished, .failed:
             return
         }
     }
@@ -162,14 +161,13 @@ struct LoadLoop {
             case .success(let count):
                 now = system_clock_gettime_monotonic()
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-                let firstReply = connections[index].recvSeq == 0
                 switch connections[index].receive(
                     bytes, payload: payload, origins: origins, pipeline: pipeline, now: now,
                     measurement: &measurement)
                 {
                 case .matched(let completed):
                     inFlightTotal -= completed
-                    if firstReply && completed > 0 { firstReplyEnded(index) }
+                    if completed > 0 && connections[index].state != .answered { move(index, to: .answered) }
                 case .mismatch(let offset):
                     describeMismatch(index, bytes[offset...])
                     measurement.errors.mismatches += 1
@@ -182,7 +180,7 @@ struct LoadLoop {
                     return
                 }
                 if phase == .running { issue(index) }
-                if connections[index].state != .established || count < buffer.count { return }
+                if !connections[index].state.isOpen || count < buffer.count { return }
             case .failure(let errno) where errno == .resourceTemporarilyUnavailable:
                 return
             case .failure(let errno):
@@ -202,14 +200,6 @@ struct LoadLoop {
             inFlightTotal += connections[index].issueClosedLoop(pipeline: pipeline, now: now, origins: origins)
         }
         if !connections[index].writeInterest && connections[index].hasUnsent { flush(index) }
-    }
-
-    /// Connection `index` no longer waits for its first reply: it came, or
-    /// the connection closed. One place for both counts of such connections,
-    /// the connect phase's (`endProbe`) and the warm-up's.
-    private mutating func firstReplyEnded(_ index: Int) {
-        endProbe(index)
-        if phase != .connecting { awaitingFirstReply -= 1 }
     }
 
     /// Issues and writes connection `index`'s probe: one message, timed
@@ -255,16 +245,25 @@ struct LoadLoop {
         }
     }
 
-    /// Closes connection `index` for good.
+    /// Closes connection `index` for good: an open one is finished; one
+    /// not yet established has failed.
     mutating func close(_ index: Int) {
-        if connections[index].state == .established {
-            if connections[index].recvSeq == 0 { firstReplyEnded(index) }
-            alive -= 1
+        switch connections[index].state {
+        case .probing, .unanswered, .answered:
             inFlightTotal -= connections[index].inFlight
+            move(index, to: .finished)
+        case .waiting, .connecting:
+            move(index, to: .failed)
+        case .finished, .failed:
+            break
         }
         if connections[index].fd >= 0 { _ = system_close(connections[index].fd) }
         connections[index].fd = -1
-        connections[index].state = .closed
+    }
+
+    /// Moves connection `index` to `state`, and `counts` with it.
+    mutating func move(_ index: Int, to state: ClientConnection.State) {
+        connections[index].move(to: state, counts: &counts)
     }
 
     /// The epoll token of connection `index`'s current socket.

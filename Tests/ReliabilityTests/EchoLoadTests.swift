@@ -3,6 +3,8 @@ import Foundation
 import Syscalls
 import Testing
 
+@testable import echo_load
+
 /// echo-load is the judge of every figure in BENCHMARKS.md and of scenario 1
 /// here: these tests point it at servers that misbehave on purpose and check
 /// that it notices, counts and fails.
@@ -202,5 +204,128 @@ final class FaultyServer: @unchecked Sendable {
                 sent += m
             }
         }
+    }
+}
+
+/// echo-load's own bookkeeping, in process: the oracle it checks replies
+/// against, and the per-state counts of its connections.
+@Suite("echo-load's oracle and connection counts", .timeLimit(.minutes(2)))
+struct EchoLoadBookkeepingTests {
+    @Test("the oracle is the service's definition: a-z come back 0x20 lower, the other 230 bytes unchanged")
+    func oracleIsTheDefinition() {
+        let table = Payload.replyTable
+        #expect(table.count == 256)
+        #expect(table[0x61] == 0x41 && table[0x7A] == 0x5A, "a and z")
+        #expect(table[0x60] == 0x60 && table[0x7B] == 0x7B, "the bytes just outside a-z")
+        #expect(table[0x41] == 0x41 && table[0xE1] == 0xE1 && table[0xFF] == 0xFF, "upper case, Latin-1, 0xFF")
+        let changed = (0..<256).filter { Int(table[$0]) != $0 }
+        #expect(changed == Array(0x61...0x7A))
+        #expect(changed.allSatisfy { Int(table[$0]) == $0 - 0x20 })
+    }
+
+    @Test("the expected replies are the pattern mapped byte by byte through the oracle, all 256 values sent")
+    func expectedRepliesFollowTheOracle() {
+        let payload = Payload(size: 64, seed: 7, span: 4096)
+        var seen = Set<UInt8>()
+        for offset in 0..<(payload.span + payload.size) {
+            let sent = payload.pattern.load(fromByteOffset: offset, as: UInt8.self)
+            let expected = payload.upper.load(fromByteOffset: offset, as: UInt8.self)
+            #expect(expected == Payload.replyTable[Int(sent)], "offset \(offset): sent \(sent), expected \(expected)")
+            seen.insert(sent)
+        }
+        #expect(seen.count == 256)
+    }
+
+    @Test("every move of a connection keeps the counts equal to a recount of the states")
+    func movesKeepTheCountsExact() {
+        let payload = Payload(size: 8, seed: 1, span: 64)
+        // One connection per path through the states, each path from `.waiting`.
+        let paths: [[ClientConnection.State]] = [
+            [.connecting, .probing, .answered, .finished],  // served, then closed
+            [.connecting, .probing, .unanswered, .answered],  // a probe that timed out, answered later
+            [.probing, .finished],  // connected at once, closed before its first reply
+            [.connecting, .waiting, .connecting, .failed],  // refused, retried, given up
+            [.unanswered, .answered],  // open loop: no probe
+            [.failed],  // no socket
+            [],  // still queued
+        ]
+        var connections = paths.indices.map { ClientConnection(index: $0, payload: payload) }
+        var counts = ConnectionCounts(connections: connections.count)
+        for step in 0..<paths.map(\.count).max()! {
+            for (index, path) in paths.enumerated() where step < path.count {
+                #expect(connections[index].state.canMove(to: path[step]))
+                connections[index].move(to: path[step], counts: &counts)
+                #expect(counts == ConnectionCounts(recounting: connections), "step \(step), connection \(index)")
+            }
+        }
+        #expect(counts.waiting == 1 && counts.connecting == 0 && counts.outstanding == 0)
+        #expect(counts[.answered] == 2 && counts[.finished] == 2 && counts.failed == 2)
+        #expect(counts.open == 2 && counts.awaitingFirstReply == 0 && counts.established == 4)
+        #expect(!counts.connectsSettled, "one connection is still queued")
+        // A closed connection never moves again.
+        for state in ClientConnection.State.allCases {
+            #expect(!ClientConnection.State.finished.canMove(to: state))
+            #expect(!ClientConnection.State.failed.canMove(to: state))
+        }
+    }
+
+    /// A run's final counts, after `run` returned: what the loop kept, and
+    /// what the states add up to.
+    private func runLoad(
+        port: UInt16, connections: Int, connectTimeout: Double = 5, firstReplyTimeout: Double = 30
+    ) -> (counts: ConnectionCounts, recount: ConnectionCounts, result: LoadResult)? {
+        let plan = LoadPlan(
+            target: SocketAddress(host: "127.0.0.1", port: port)!, connections: connections, size: 64, pipeline: 1,
+            rate: nil, warmupSeconds: 0, durationSeconds: 0.2, connectTimeoutSeconds: connectTimeout,
+            firstReplyTimeoutSeconds: firstReplyTimeout, seed: 1, serverPID: nil)
+        guard var loop = try? LoadLoop(plan: plan, payload: Payload(size: plan.size, seed: plan.seed)) else {
+            Issue.record("the load loop could not start")
+            return nil
+        }
+        let result = loop.run()
+        return (loop.counts, ConnectionCounts(recounting: loop.connections), result)
+    }
+
+    @Test("a served run: every connection answered, the counts equal to the states")
+    func servedRunCounts() throws {
+        let server = try FaultyServer(.acceptEvery(.zero))
+        defer { server.close() }
+        let run = try #require(runLoad(port: server.port, connections: 3))
+        #expect(run.counts == run.recount)
+        #expect(run.counts[.answered] == 3 && run.counts.open == 3 && run.counts.awaitingFirstReply == 0)
+        #expect(run.result.established == 3 && run.result.errors.total == 0, "\(run.result.errors)")
+    }
+
+    @Test("connections closed before their first reply: finished, none open or awaiting a reply")
+    func closedBeforeFirstReplyCounts() throws {
+        let server = try FaultyServer(.closeAfterFirstRead)
+        defer { server.close() }
+        let run = try #require(runLoad(port: server.port, connections: 3))
+        #expect(run.counts == run.recount)
+        #expect(run.counts[.finished] == 3 && run.counts.open == 0 && run.counts.awaitingFirstReply == 0)
+        #expect(run.result.established == 3 && run.result.errors.unexpectedEOFs == 3, "\(run.result.errors)")
+    }
+
+    @Test("probes that time out: the connections stay open, unanswered, and are counted so")
+    func unansweredCounts() throws {
+        let server = try FaultyServer(.neverReply)
+        defer { server.close() }
+        let run = try #require(runLoad(port: server.port, connections: 3, connectTimeout: 0.3, firstReplyTimeout: 0.3))
+        #expect(run.counts == run.recount)
+        #expect(run.counts[.unanswered] == 3 && run.counts.awaitingFirstReply == 3 && run.counts[.probing] == 0)
+        #expect(run.result.established == 3 && run.result.errors.unanswered == 3, "\(run.result.errors)")
+    }
+
+    @Test("refused connects: retried, then failed, never established")
+    func refusedCounts() throws {
+        // Bound but not listening: connects to it are refused.
+        let fd = try system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)).get()
+        defer { _ = system_close(fd) }
+        try system_bind(fd, SocketAddress(host: "127.0.0.1", port: 0)!).get()
+        let port = try system_getsockname(fd).get().port
+        let run = try #require(runLoad(port: port, connections: 3))
+        #expect(run.counts == run.recount)
+        #expect(run.counts.failed == 3 && run.counts.established == 0)
+        #expect(run.result.established == 0 && run.result.errors.failedConnects == 3, "\(run.result.errors)")
     }
 }
