@@ -12,7 +12,8 @@ package struct SocketAddress: Sendable, CustomStringConvertible {
     }
 
     /// Parses a numeric IPv4 (`127.0.0.1`) or IPv6 (`::1`) address; `nil` when
-    /// `host` is neither. Names are not resolved: resolving would block.
+    /// `host` is neither. Names are not resolved here: `system_getaddrinfo`
+    /// resolves them, and blocks.
     package init?(host: String, port: UInt16) {
         var storage = sockaddr_storage()
         var ipv4 = in_addr()

@@ -13,6 +13,7 @@
 //   Select.swift         select, fd_set
 //   Sockets.swift        socket, setsockopt, bind, listen, accept4, connect, ...
 //   SocketAddress.swift  sockaddr_in, sockaddr_in6, inet_pton, inet_ntop
+//   NameResolution.swift getaddrinfo
 //   Signals.swift        pthread_sigmask, sigaction, kill
 //   Process.swift        exit, getpid, sysconf
 //   StandardStreams.swift setvbuf, fflush, the writes to standard error

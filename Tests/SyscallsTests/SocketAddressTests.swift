@@ -58,4 +58,25 @@ struct SocketAddressTests {
         #expect(bound.port != 0)
         #expect(bound.description == "127.0.0.1:\(bound.port)")
     }
+
+    @Test("getaddrinfo: localhost is a loopback address, a numeric host is itself, the port is kept")
+    func resolvesNames() throws {
+        let local = try system_getaddrinfo("localhost", port: 8080).get()
+        #expect(!local.isEmpty)
+        #expect(local.allSatisfy { ["127.0.0.1", "::1"].contains($0.host) && $0.port == 8080 }, "\(local)")
+        let v4 = try system_getaddrinfo("127.0.0.1", port: 1).get()
+        #expect(v4.map(\.description) == ["127.0.0.1:1"])
+        let v6 = try system_getaddrinfo("::1", port: 2).get()
+        #expect(v6.map(\.description) == ["[::1]:2"])
+    }
+
+    @Test("getaddrinfo: a name that does not resolve is an error with the resolver's message")
+    func unresolvableName() {
+        guard case .failure(let error) = system_getaddrinfo("nosuch.invalid", port: 80) else {
+            Issue.record("nosuch.invalid resolved")
+            return
+        }
+        #expect(error.code != 0)
+        #expect(!error.description.isEmpty)
+    }
 }

@@ -1,5 +1,6 @@
 // The kernel interfaces that `import Glibc` does not expose to Swift on Linux:
-// epoll, eventfd, timerfd, accept4, pipe2, dup3, and the FD_* macros of select(2).
+// epoll, eventfd, timerfd, accept4, pipe2, dup3, and the FD_* macros of select(2);
+// it also gathers the libc headers the Syscalls module needs (netdb.h for getaddrinfo, ...).
 // Everything here is a thin, inline forwarder; the policy (EINTR, errors)
 // lives in the Swift `Syscalls` module.
 #ifndef CEPOLLSHIM_H
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
