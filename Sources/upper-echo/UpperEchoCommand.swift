@@ -17,10 +17,11 @@ struct UpperEchoCommand: ParsableCommand {
             a second SIGINT or SIGTERM stops at once.
             SIGHUP: print one `stats ...` line with the server's counters.
             Try it: `nc 127.0.0.1 8000`, type a line, get it back upper-cased.
-            """
+            """,
+        version: "upper-echo \(upperEchoVersion)"
     )
 
-    @Option(help: "The numeric IPv4 or IPv6 address to listen on.")
+    @Option(help: "The IPv4 or IPv6 address, or a host name resolved once at start, to listen on.")
     var host = "127.0.0.1"
 
     @Option(help: "The port to listen on; 0 picks a free one.")
@@ -71,6 +72,16 @@ struct UpperEchoCommand: ParsableCommand {
         }
         _ = system_sigaction_ignore(SignalNumber.brokenPipe)
         _ = system_setrlimit_raise_nofile()
+        let addresses: [SocketAddress]
+        switch system_getaddrinfo(host, port: port) {
+        case .success(let found) where !found.isEmpty: addresses = found
+        case .success:
+            system_write_stderr("upper-echo: cannot resolve host \"\(host)\": no IPv4 or IPv6 address\n")
+            throw ExitCode(1)
+        case .failure(let error):
+            system_write_stderr("upper-echo: cannot resolve host \"\(host)\": \(error)\n")
+            throw ExitCode(1)
+        }
         var configuration = Configuration()
         configuration.host = host
         configuration.port = port
@@ -80,9 +91,9 @@ struct UpperEchoCommand: ParsableCommand {
         configuration.shutdownGrace = .nanoseconds(Int64(shutdownGrace * 1e9))
         do {
             switch selector {
-            case .epoll: try serve(EpollSelector<Int>(), configuration)
-            case .poll: try serve(PollSelector<Int>(), configuration)
-            case .select: try serve(SelectSelector<Int>(), configuration)
+            case .epoll: try serve(EpollSelector<Int>(), configuration, addresses)
+            case .poll: try serve(PollSelector<Int>(), configuration, addresses)
+            case .select: try serve(SelectSelector<Int>(), configuration, addresses)
             }
         } catch let error as SocketError {
             system_write_stderr("upper-echo: \(error)\n")
@@ -93,8 +104,11 @@ struct UpperEchoCommand: ParsableCommand {
         }
     }
 
-    /// Runs the server on a loop specialised for one backend.
-    private func serve<S: Selector>(_ selector: S, _ configuration: Configuration) throws where S.Data == Int {
+    /// Runs the server on a loop specialised for one backend, listening on
+    /// the first of `addresses` that binds.
+    private func serve<S: Selector>(_ selector: S, _ configuration: Configuration, _ addresses: [SocketAddress])
+        throws where S.Data == Int
+    {
         let logger = Logger(label: "upper-echo")
         let loop = try EventLoop(selector: selector)
         let verbose: ((String) -> Void)? =
@@ -102,7 +116,7 @@ struct UpperEchoCommand: ParsableCommand {
             ? {
                 print($0); system_fflush_stdout()
             } : nil
-        let server = try UpperEchoServer(loop: loop, configuration: configuration, logger: logger, verbose: verbose)
+        let server = try firstServerThatBinds(addresses, loop, configuration, logger, verbose)
         let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
         let signals = try SignalSource(loop: loop, signals: handled) { signal in
             if signal == SignalNumber.hangUp {
@@ -120,6 +134,28 @@ struct UpperEchoCommand: ParsableCommand {
         system_fflush_stdout()
         try loop.run()
         logger.notice("stopped \(server.stats.pairs)")
+    }
+
+    /// A server on the first of `addresses` (a name's addresses, in the
+    /// resolver's order) that binds; if none does, the first one's error.
+    private func firstServerThatBinds(
+        _ addresses: [SocketAddress],
+        _ loop: any EventLoopContext,
+        _ configuration: Configuration,
+        _ logger: Logger,
+        _ verbose: ((String) -> Void)?
+    ) throws(SocketError) -> UpperEchoServer {
+        var firstError: SocketError?
+        for address in addresses {
+            var attempt = configuration
+            attempt.host = address.host
+            do {
+                return try UpperEchoServer(loop: loop, configuration: attempt, logger: logger, verbose: verbose)
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        throw firstError ?? SocketError("resolve", .invalidArgument, address: configuration.host)
     }
 }
 

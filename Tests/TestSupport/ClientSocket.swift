@@ -11,8 +11,8 @@ public struct ClientError: Error, CustomStringConvertible {
     public init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
 }
 
-/// Opens a blocking TCP socket connected to `127.0.0.1:port`, the start of
-/// every test client. Its `recv` and `send` give up after `timeout`
+/// Opens a blocking TCP socket connected to `host:port` (a numeric address,
+/// 127.0.0.1 unless told), the start of every test client. Its `recv` and `send` give up after `timeout`
 /// (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server fails a test instead
 /// of hanging it. `receiveBuffer` and `sendBuffer` set `SO_RCVBUF` and
 /// `SO_SNDBUF` before connecting (the window is small from the start, and the
@@ -22,12 +22,16 @@ public struct ClientError: Error, CustomStringConvertible {
 /// for. On failure the socket is closed.
 public func openClientSocket(
     port: UInt16,
+    host: String = "127.0.0.1",
     timeout: Duration,
     receiveBuffer: CInt? = nil,
     sendBuffer: CInt? = nil
 ) throws -> CInt {
+    guard let address = SocketAddress(host: host, port: port) else {
+        throw ClientError("parse \(host)", .invalidArgument)
+    }
     let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
-    let fd = try system_socket(AF_INET, type).mapError { ClientError("socket", $0) }.get()
+    let fd = try system_socket(address.family, type).mapError { ClientError("socket", $0) }.get()
     do {
         try setClientTimeout(fd, timeout)
         if let receiveBuffer {
@@ -38,7 +42,6 @@ public func openClientSocket(
             try system_setsockopt(fd, .sendBuffer, sendBuffer).mapError { ClientError("SO_SNDBUF", $0) }
                 .get()
         }
-        let address = SocketAddress(host: "127.0.0.1", port: port)!
         var result = system_connect(fd, address)
         while case .failure(let errno) = result, errno == .interrupted || errno == .alreadyInProcess {
             Thread.sleep(forTimeInterval: 0.001)

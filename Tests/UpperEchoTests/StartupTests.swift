@@ -1,6 +1,7 @@
 import Foundation
 import Syscalls
 import Testing
+import UpperEcho
 
 /// Integration tests: the real `upper-echo` executable in a child process,
 /// real TCP clients on 127.0.0.1, always `--port 0`. Serialized, nested
@@ -49,16 +50,42 @@ extension UpperEchoTests {
             #expect(server.output.text.isEmpty)
         }
 
-        @Test func aHostThatIsNotAnAddressIsAClearErrorAndExitStatus1() throws {
-            let server = try UpperEchoProcess(["--host", "999.1.1.1", "--port", "0"])
+        @Test func aHostNameIsResolvedAndServed() throws {
+            try withUpperEcho(["--host", "localhost"]) { server, port in
+                // localhost is 127.0.0.1 or ::1, whichever the resolver gives first and binds.
+                let line = try #require(server.listeningLine)
+                #expect(["127.0.0.1", "[::1]"].contains(line.host), "listening on \(line.host)")
+                let host = line.host == "[::1]" ? "::1" : line.host
+                let client = try TestClient(port: port, host: host)
+                #expect(client.roundTrip("hello, localhost!"))
+            }
+        }
+
+        /// A name that does not resolve, and a dotted quad that is no IPv4
+        /// address (so it is looked up as a name).
+        @Test(arguments: ["nosuch.invalid", "999.1.1.1"])
+        func aHostThatDoesNotResolveIsOneLineOnStandardErrorAndExitStatus1(host: String) throws {
+            let server = try UpperEchoProcess(["--host", host, "--port", "0"])
             defer { server.stop() }
             try #require(server.waitForExit())
             #expect(server.exited(with: 1))
-            #expect(waitUntil { server.errors.reachedEnd })
+            #expect(waitUntil { server.errors.reachedEnd && server.output.reachedEnd })
             let message = server.errors.text
-            #expect(message.contains("999.1.1.1") && message.contains("not a numeric IPv4 or IPv6 address"))
-            #expect(server.errors.lines.count == 1, "not one line: \(message)")
+            let prefix = "upper-echo: cannot resolve host \"\(host)\": "
+            #expect(message.hasPrefix(prefix) && message.count > prefix.count + 1, "stderr: \(message)")
+            #expect(server.errors.lines.count == 1 && message.hasSuffix("\n"), "not one line: \(message)")
             #expect(server.output.text.isEmpty)
+        }
+
+        @Test func versionPrintsTheNameAndTheVersion() throws {
+            let server = try UpperEchoProcess(["--version"])
+            defer { server.stop() }
+            try #require(server.waitForExit())
+            #expect(server.exited(with: 0))
+            #expect(waitUntil { server.errors.reachedEnd && server.output.reachedEnd })
+            #expect(server.output.text == "upper-echo \(upperEchoVersion)\n")
+            #expect(upperEchoVersion == "0.1.0")
+            #expect(server.errors.text.isEmpty)
         }
 
         /// ArgumentParser's validation failure: exit status 64 (`EX_USAGE`),

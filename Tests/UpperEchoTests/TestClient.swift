@@ -45,9 +45,9 @@ func pythonUpper(_ bytes: [UInt8]) -> [UInt8] {
 /// `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so a broken server makes a test
 /// fail instead of hang.
 final class TestClient: ClientSocket {
-    /// Connects to `127.0.0.1:port`.
-    init(port: UInt16, timeout: Duration = .seconds(5)) throws {
-        super.init(fd: try openClientSocket(port: port, timeout: timeout))
+    /// Connects to `host:port` (a numeric address, 127.0.0.1 unless told).
+    init(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(5)) throws {
+        super.init(fd: try openClientSocket(port: port, host: host, timeout: timeout))
     }
 
     /// Sets how long a `recv` or a `send` may block.
