@@ -80,8 +80,12 @@ public final class TCPListener: EventSource {
     /// Binds, listens and starts accepting on `loop`.
     ///
     /// - Parameters:
+    ///   - loop: the loop that watches the socket and calls `onAccept`. The
+    ///     listener holds it `unowned`: the loop must outlive it.
     ///   - host: a numeric IPv4 or IPv6 address (`127.0.0.1`, `::1`, `0.0.0.0`).
     ///   - port: the port; 0 picks a free one (see `localAddress`).
+    ///   - options: the backlog, `SO_REUSEPORT`, accepts per wake-up, the
+    ///     back-off, the connection limit and `TCP_NODELAY`; see `Options`.
     ///   - onAccept: called on the loop's thread with each new connection's
     ///     descriptor, which it then owns. Call `connectionDidClose()` when
     ///     that connection is closed.

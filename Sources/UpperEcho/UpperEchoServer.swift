@@ -53,6 +53,13 @@ public final class UpperEchoServer: TCPConnectionHandler {
     /// Starts listening on `loop` as `configuration` says.
     ///
     /// - Parameters:
+    ///   - loop: the loop to serve on, which runs every connection. The server
+    ///     holds it `unowned`: the loop must outlive it.
+    ///   - configuration: the address, the limits, the connections' options
+    ///     and the shutdown grace.
+    ///   - logger: receives each close (debug), the start of a shutdown
+    ///     (info) and each accepted connection the loop cannot watch
+    ///     (warning); by default a logger labelled `upper-echo`.
     ///   - verbose: called with one line per event and payload, as the
     ///     lesson's program prints them; `nil` prints nothing.
     /// - Throws: `SocketError` for a bad address or a port in use.
