@@ -40,7 +40,8 @@ extension UpperEchoTests {
             #expect(stats["accepted"] == 4 && stats["open"] == 0)
             // One readable line: the message, then the counters as key=value pairs.
             let line = try #require(server.errors.lines.last { $0.contains(" stopped open=") })
-            let format = /\S+ notice upper-echo: \[upper_echo\] stopped open=0 accepted=4 closed=4 refused=0( [a-z_]+=\d+)+/
+            let format =
+                /\S+ notice upper-echo: \[upper_echo\] stopped open=0 accepted=4 closed=4 refused=0( [a-z_]+=\d+)+/
             #expect(line.wholeMatch(of: format) != nil, "\(line)")
         }
 
