@@ -45,7 +45,7 @@ final class ServerHarness: @unchecked Sendable {
 
     /// Waits until the counters satisfy `condition`; returns the last ones read.
     @discardableResult
-    func waitForStats(timeout: Duration = .seconds(10), _ condition: (ServerStats) -> Bool) throws -> ServerStats {
+    func waitForStats(timeout: Duration = .seconds(30), _ condition: (ServerStats) -> Bool) throws -> ServerStats {
         var last = try stats()
         _ = try waitUntil(timeout: timeout) {
             last = try stats()

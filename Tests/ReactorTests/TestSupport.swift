@@ -88,7 +88,7 @@ final class LoopThread: @unchecked Sendable {
 
     /// Runs `body` on the loop's thread and returns its result; throws if the
     /// loop does not run it within `timeout`.
-    func onLoop<R>(timeout: Duration = .seconds(10), _ body: @escaping (Loop) -> R) throws -> R {
+    func onLoop<R>(timeout: Duration = .seconds(30), _ body: @escaping (Loop) -> R) throws -> R {
         let done = DispatchSemaphore(value: 0)
         let box = Unchecked<R?>(nil)
         let work = Unchecked(body)
@@ -105,7 +105,7 @@ final class LoopThread: @unchecked Sendable {
     }
 
     /// Waits for `run()` to return (after a stop from anywhere).
-    func join(timeout: Duration = .seconds(10)) throws {
+    func join(timeout: Duration = .seconds(30)) throws {
         try runner?.join(timeout: timeout)
     }
 
@@ -123,7 +123,7 @@ func now() -> Duration {
 
 /// Polls `condition` every few milliseconds until it holds or `timeout`
 /// passes; returns whether it held.
-func waitUntil(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
+func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = now() + timeout
     while now() < deadline {
         if try condition() { return true }
@@ -134,7 +134,7 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () throws -> Bool)
 
 /// Calls `runOnce` until `condition` holds or `timeout` passes; returns
 /// whether it held. For loops driven from the test's own task.
-func drive(_ loop: Loop, timeout: Duration = .seconds(5), until condition: () -> Bool) throws -> Bool {
+func drive(_ loop: Loop, timeout: Duration = .seconds(30), until condition: () -> Bool) throws -> Bool {
     let deadline = now() + timeout
     while !condition() {
         if now() >= deadline { return false }

@@ -96,7 +96,7 @@ final class Client: ClientSocket, @unchecked Sendable {
     /// `SO_RCVBUF` and `SO_SNDBUF` first, which also turns the kernel's
     /// autotuning off: on loopback it grows them to megabytes, which would
     /// hide a slow reader from the server.
-    init(port: UInt16, timeout: Duration = .seconds(10), receiveBuffer: CInt? = nil, sendBuffer: CInt? = nil) throws {
+    init(port: UInt16, timeout: Duration = .seconds(30), receiveBuffer: CInt? = nil, sendBuffer: CInt? = nil) throws {
         super.init(
             fd: try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer, sendBuffer: sendBuffer)
         )

@@ -14,7 +14,7 @@ final class ServerProcess {
         let child = try ChildProcess("upper-echo", ["--port", "0"] + arguments, descriptorLimit: descriptorLimit)
         self.child = child
         var port: UInt16?
-        _ = waitUntil(timeout: .seconds(10)) {
+        _ = waitUntil(timeout: .seconds(60)) {
             port = Self.listeningPort(child.output.lines)
             return port != nil || !child.isRunning
         }
@@ -37,7 +37,7 @@ final class ServerProcess {
     var isRunning: Bool { child.isRunning }
 
     /// Asks for a `stats` line with SIGHUP and returns its counters by name,
-    /// or `nil` if no new line came within 5 s.
+    /// or `nil` if no new line came within 30 s.
     func stats() -> [String: Int]? { child.stats() }
 
     /// The counters of the `stopped` line the server logs on standard error
@@ -57,7 +57,7 @@ final class ServerProcess {
 
     /// Polls (bounded) until the server holds `count` descriptors; returns
     /// the last count seen.
-    func waitForDescriptorCount(_ count: Int, timeout: Duration = .seconds(5)) -> Int {
+    func waitForDescriptorCount(_ count: Int, timeout: Duration = .seconds(30)) -> Int {
         var seen = openDescriptorCount()
         _ = waitUntil(timeout: timeout) {
             seen = openDescriptorCount()

@@ -17,7 +17,7 @@ final class SeedServerProcess {
 
     /// Waits (at most `timeout`) for the `listening on 127.0.0.1:PORT` line
     /// and returns PORT, or `nil` if it never came.
-    func waitForPort(timeout: Duration = .seconds(10)) -> UInt16? {
+    func waitForPort(timeout: Duration = .seconds(60)) -> UInt16? {
         var port: UInt16?
         _ = waitUntil(timeout: timeout) {
             port = Self.port(in: output.text)
@@ -40,7 +40,7 @@ final class SeedServerProcess {
     }
 
     /// Waits (at most `timeout`) for the process to exit by itself.
-    func waitForExit(timeout: Duration = .seconds(10)) -> Bool {
+    func waitForExit(timeout: Duration = .seconds(60)) -> Bool {
         waitUntil(timeout: timeout) { !process.isRunning }
     }
 

@@ -10,7 +10,7 @@ final class TestClient: ClientSocket {
     /// Connects to `127.0.0.1:port`. A small `receiveBuffer` (`SO_RCVBUF`,
     /// set before connecting so the window is small from the start) makes the
     /// server's socket buffer fill up sooner.
-    init(port: UInt16, timeout: Duration = .seconds(5), receiveBuffer: CInt? = nil) throws {
+    init(port: UInt16, timeout: Duration = .seconds(30), receiveBuffer: CInt? = nil) throws {
         super.init(fd: try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer))
     }
 

@@ -5,8 +5,10 @@ import Synchronization
 import Syscalls
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns
-/// whether it held. Every wait in these tests is bounded by one of these.
-public func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
+/// whether it held. Every wait in these tests is bounded by one of these. The
+/// default is generous: a wait ends as soon as its condition holds, and the
+/// children built with a sanitizer run many times slower than a plain build.
+public func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
     let deadline = ContinuousClock.now + timeout
     while !condition() {
         if ContinuousClock.now >= deadline { return false }
@@ -93,8 +95,8 @@ public final class ChildProcess {
             let result = Result { try process.run() }.mapError { SpawnError(description: "\($0)") }
             outcome.withLock { $0 = result }
         }.start()
-        guard waitUntil(timeout: .seconds(10), { outcome.withLock { $0 != nil } }) else {
-            throw SpawnError(description: "\(name) did not start within 10 s")
+        guard waitUntil(timeout: .seconds(60), { outcome.withLock { $0 != nil } }) else {
+            throw SpawnError(description: "\(name) did not start within 60 s")
         }
         if case .failure(let error) = outcome.withLock({ $0 })! { throw error }
     }
@@ -110,7 +112,7 @@ public final class ChildProcess {
     }
 
     /// Waits (bounded) for the child to exit by itself.
-    public func waitForExit(timeout: Duration = .seconds(10)) -> Bool {
+    public func waitForExit(timeout: Duration = .seconds(60)) -> Bool {
         waitUntil(timeout: timeout) { !process.isRunning }
     }
 

@@ -14,7 +14,7 @@ public func statsCounters(in line: Substring) -> [String: Int] {
 
 extension ChildProcess {
     /// Asks a running upper-echo for a `stats` line with SIGHUP and returns
-    /// its counters by name, or `nil` if no new line came within 5 s.
+    /// its counters by name, or `nil` if no new line came within 30 s.
     public func stats() -> [String: Int]? {
         let before = output.lines.count { $0.hasPrefix("stats ") }
         send(SIGHUP)

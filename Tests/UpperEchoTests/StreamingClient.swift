@@ -27,8 +27,8 @@ final class StreamingClient: Sendable {
         self.index = index
         let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
         fd = try system_socket(AF_INET, type).mapError { ClientError("socket", $0) }.get()
-        _ = system_setsockopt_timeout(fd, SO_RCVTIMEO, .seconds(5))
-        _ = system_setsockopt_timeout(fd, SO_SNDTIMEO, .seconds(5))
+        _ = system_setsockopt_timeout(fd, SO_RCVTIMEO, .seconds(30))
+        _ = system_setsockopt_timeout(fd, SO_SNDTIMEO, .seconds(30))
         if case .failure(let errno) = system_connect(fd, SocketAddress(host: "127.0.0.1", port: port)!) {
             _ = system_close(fd)
             throw ClientError("connect", errno)

@@ -46,7 +46,7 @@ func pythonUpper(_ bytes: [UInt8]) -> [UInt8] {
 /// fail instead of hang.
 final class TestClient: ClientSocket {
     /// Connects to `host:port` (a numeric address, 127.0.0.1 unless told).
-    init(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(5)) throws {
+    init(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(30)) throws {
         super.init(fd: try openClientSocket(port: port, host: host, timeout: timeout))
     }
 

@@ -29,7 +29,7 @@ final class UpperEchoProcess {
     }
 
     /// Waits (bounded) for the listening line and returns its port.
-    func waitForPort(timeout: Duration = .seconds(10)) -> UInt16? {
+    func waitForPort(timeout: Duration = .seconds(60)) -> UInt16? {
         _ = waitUntil(timeout: timeout) { listeningLine != nil || !process.isRunning }
         return listeningLine?.port
     }
@@ -40,7 +40,7 @@ final class UpperEchoProcess {
     }
 
     /// Asks for a `stats` line with SIGHUP and returns its counters by name,
-    /// or `nil` if no new line came within 5 s.
+    /// or `nil` if no new line came within 30 s.
     func stats() -> [String: Int]? { child.stats() }
 
     /// The descriptors the server holds, from `/proc/PID/fd`.
@@ -53,7 +53,7 @@ final class UpperEchoProcess {
     func cpuLoad(over window: Duration = .seconds(1)) -> Double? { child.cpuLoad(over: window) }
 
     /// Waits (bounded) for the process to exit by itself.
-    func waitForExit(timeout: Duration = .seconds(10)) -> Bool {
+    func waitForExit(timeout: Duration = .seconds(60)) -> Bool {
         waitUntil(timeout: timeout) { !process.isRunning }
     }
 
