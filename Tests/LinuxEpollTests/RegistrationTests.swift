@@ -107,13 +107,23 @@ struct RegistrationTests {
         let ready = try makeEventFD(initial: 1)
         defer { closeAll(ready) }
         let done = DispatchSemaphore(value: 0)
+        let poller = Lock<pid_t?>(nil)
         Thread.detachNewThread {
-            shared.result = Result { () throws(EpollError) in try shared.epoll.poll(timeout: .seconds(10)) }
+            poller.withLock { $0 = currentThreadID() ?? -1 }
+            shared.result = Result { () throws(EpollError) in try shared.epoll.poll(timeout: .seconds(60)) }
             done.signal()
         }
-        usleep(50_000)  // let the other thread block first; correctness does not depend on it
+        // Register only once the other thread sleeps in epoll_wait, so that the registration must wake it.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var blocked = false
+        while !blocked && ContinuousClock.now < deadline {
+            if let thread = poller.withLock({ $0 }), thread > 0 { blocked = isBlockedInEpollWait(thread) }
+            if !blocked { usleep(1000) }
+        }
+        #expect(blocked, "the polling thread was not seen asleep in epoll_wait within 30 s")
         try shared.epoll.register(ready, events: .in)
-        #expect(done.wait(timeout: .now() + 10) == .success)
+        // Woken, it returns at once; not woken, its poll ends after 60 s with nothing.
+        #expect(done.wait(timeout: .now() + 90) == .success)
         let events = try shared.result?.get() ?? []
         #expect(byDescriptor(events) == [ready: .in])
     }
