@@ -3,6 +3,7 @@ import Foundation
 import Selectors
 import Syscalls
 import SystemPackage
+import TestSupport
 
 @testable import Reactor
 
@@ -107,6 +108,18 @@ final class LoopThread: @unchecked Sendable {
     /// Waits for `run()` to return (after a stop from anywhere).
     func join(timeout: Duration = .seconds(30)) throws {
         try runner?.join(timeout: timeout)
+    }
+
+    /// Waits until the loop's thread sleeps in `epoll_wait`, so that what the
+    /// test sends next must wake it; throws if it is not seen there within
+    /// `timeout`.
+    func waitUntilBlocked(timeout: Duration = .seconds(30)) throws {
+        guard let thread = try onLoop({ _ in currentThreadID() }) else {
+            throw StepError("the loop thread's id is not in /proc/thread-self")
+        }
+        guard waitUntil(timeout: timeout, { isBlockedInEpollWait(thread) }) else {
+            throw StepError("the loop's thread was not seen asleep in epoll_wait within \(timeout)")
+        }
     }
 
     /// Stops the loop from this thread and waits for `run()` to return.

@@ -12,8 +12,8 @@ struct WakeupTests {
         loopThread.start()
         defer { try? loopThread.stop() }
         let loopThreadObject = Unchecked(loopThread.thread)
-        // Give the loop time to block in its wait: no timer bounds it.
-        Thread.sleep(forTimeInterval: 0.05)
+        // The loop must be blocked in its wait, which no timer bounds, when the work comes.
+        try loopThread.waitUntilBlocked()
         let ran = DispatchSemaphore(value: 0)
         let onLoopThread = Atomic<Bool>(false)
         let sender = Background {
@@ -23,7 +23,7 @@ struct WakeupTests {
             }
         }
         try sender.join()
-        #expect(ran.wait(timeout: .now() + 5) == .success, "the closure did not run: the loop was not woken")
+        #expect(ran.wait(timeout: .now() + 30) == .success, "the closure did not run: the loop was not woken")
         let ranOnLoopThread = onLoopThread.load(ordering: .relaxed)
         #expect(ranOnLoopThread, "the closure ran on another thread than the loop's")
         #expect(!Thread.current.isEqual(loopThreadObject.value))
@@ -41,9 +41,10 @@ struct WakeupTests {
             }
         }
         for sender in senders { try sender.join() }
-        #expect(waitUntil(timeout: .seconds(5)) { count.load(ordering: .relaxed) == 1_000 })
-        Thread.sleep(forTimeInterval: 0.02)
-        let total = count.load(ordering: .relaxed)
+        #expect(waitUntil { count.load(ordering: .relaxed) == 1_000 })
+        // Work runs in the order it came: once this runs, so has every item
+        // sent before it, and an item run twice would show in the count.
+        let total = try loopThread.onLoop { _ in count.load(ordering: .relaxed) }
         #expect(total == 1_000)
     }
 
@@ -51,11 +52,13 @@ struct WakeupTests {
     func stopFromAnotherThread() throws {
         let loopThread = LoopThread(try makeLoop())
         loopThread.start()
-        Thread.sleep(forTimeInterval: 0.05)
+        // The stop must wake a loop blocked in its wait (a stop before run()
+        // starts is StopRequestTests' case).
+        try loopThread.waitUntilBlocked()
         let handle = loopThread.loop.handle
         try Background { handle.stop() }.join()
         // join throws if run() did not return in time.
-        try loopThread.join(timeout: .seconds(5))
+        try loopThread.join()
     }
 
     @Test("a loop stopped from another thread can run again")
@@ -68,7 +71,7 @@ struct WakeupTests {
         loop.handle.execute { _ in ran.store(true, ordering: .relaxed) }
         let second = LoopThread(loop)
         second.start()
-        #expect(waitUntil(timeout: .seconds(5)) { ran.load(ordering: .relaxed) })
+        #expect(waitUntil { ran.load(ordering: .relaxed) })
         try second.stop()
     }
 
@@ -83,7 +86,7 @@ struct WakeupTests {
             if ticks == 3 { loop.stop() }
         }
         let runner = Unchecked(loop)
-        try Background { try runner.value.run() }.join(timeout: .seconds(5))
+        try Background { try runner.value.run() }.join()
         #expect(ticks == 3)
     }
 
@@ -113,7 +116,7 @@ struct StopRequestTests {
         let runner = LoopThread(loop)
         runner.start()
         do {
-            try runner.join(timeout: .seconds(5))
+            try runner.join()
         } catch {
             Issue.record("run() ignored the stop requested before it started")
             loop.handle.stop()
@@ -134,7 +137,7 @@ struct StopRequestTests {
         }
         let second = LoopThread(loop)
         second.start()
-        try second.join(timeout: .seconds(5))
+        try second.join()
         #expect(ran, "the second run() returned before its timer fired")
     }
 }
