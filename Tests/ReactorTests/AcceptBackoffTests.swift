@@ -55,7 +55,8 @@ struct AcceptBackoffTests {
         mock.force(.tooManyOpenFiles, on: .accept4)
         let start = now()
         try mock.install {
-            try echo.loop.runOnce(timeout: .seconds(1))
+            // Returns as soon as the pending connection makes the listener readable.
+            try echo.loop.runOnce(timeout: .seconds(30))
             #expect(mock.calls(.accept4) == 1)
             #expect(echo.listener.isPaused)
             #expect(echo.listener.pauseCount == 1)
@@ -81,21 +82,29 @@ struct AcceptBackoffTests {
         let exhausted = SyscallMock()
         exhausted.force(.tooManyOpenFiles, on: .accept4, times: 1_000)
         var iterations = 0
+        // From before the first accept: every back-off counts from a moment after this.
+        let start = now()
         try exhausted.install {
-            try echo.loop.runOnce(timeout: .seconds(1))
+            try echo.loop.runOnce(timeout: .seconds(30))
             #expect(echo.listener.isPaused)
-            let start = now()
-            while now() - start < .milliseconds(100) {
+            // Until the listener has retried three times, however long that takes on this machine.
+            while exhausted.calls(.accept4) < 4 && now() - start < .seconds(30) {
                 try echo.loop.runOnce(timeout: .milliseconds(20))
                 iterations += 1
             }
         }
-        // Back-offs of 10, 20, 40 ms: a retry at about 10, 30 and 70 ms.
-        #expect(iterations <= 25, "the loop woke \(iterations) times in 100 ms")
-        #expect(exhausted.calls(.epollWait) <= 30)
-        #expect(exhausted.calls(.accept4) >= 2, "the listener never retried")
-        #expect(exhausted.calls(.accept4) <= 6)
-        #expect(echo.listener.pauseCount == exhausted.calls(.accept4))
+        let elapsed = now() - start
+        let accepts = exhausted.calls(.accept4)
+        #expect(accepts == 4, "the listener retried \(accepts - 1) times in 30 s, not 3")
+        // Back-offs of 10, 20, 40 ms: the third retry comes 70 ms after the first accept at the earliest.
+        #expect(elapsed >= .milliseconds(70), "three retries within \(elapsed): the back-off did not double")
+        // Each wake-up is a retry's timer, the accept it re-enables, or the end
+        // of a 20 ms wait: a loop woken by the paused listener would spin
+        // through thousands in the same time.
+        let bound = 2 * accepts + Int(elapsed / .milliseconds(20)) + 5
+        #expect(iterations <= bound, "the loop woke \(iterations) times in \(elapsed), more than \(bound)")
+        #expect(exhausted.calls(.epollWait) <= bound + 1)
+        #expect(echo.listener.pauseCount == accepts)
         #expect(echo.listener.acceptedCount == 0)
         // A descriptor was freed: accept again without waiting out the back-off.
         #expect(echo.listener.isPaused)
@@ -103,7 +112,7 @@ struct AcceptBackoffTests {
         #expect(!echo.listener.isPaused)
         try echo.loop.runOnce(timeout: .zero)
         #expect(echo.listener.acceptedCount == 1, "resumeAccepting did not make the listener accept at once")
-        #expect(try drive(echo.loop, timeout: .seconds(2)) { echo.echoed == 7 })
+        #expect(try drive(echo.loop) { echo.echoed == 7 })
         #expect(client.receiveText("WAITING") == "WAITING")
     }
 
@@ -123,7 +132,7 @@ struct AcceptBackoffTests {
         let mock = SyscallMock()
         mock.force(.tooManyOpenFiles, on: .accept4)
         try mock.install {
-            try loop.runOnce(timeout: .seconds(1))
+            try loop.runOnce(timeout: .seconds(30))
             #expect(server.stats.acceptPauses == 1)
             #expect(try drive(loop) { server.stats.bytesOut == 1 })
         }
