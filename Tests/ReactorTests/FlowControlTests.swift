@@ -8,10 +8,11 @@ import UpperEcho
 
 @Suite("Backpressure and resets", .timeLimit(.minutes(1)))
 struct FlowControlTests {
-    /// A client sends 64 MiB and reads nothing for 2 s. The server must stop
-    /// reading once its queue for the client passes the high-water mark, so
-    /// the client's sends block and the queue stays under the mark plus one
-    /// read; then the client reads everything back.
+    /// A client sends 64 MiB and reads nothing until its sends have stalled
+    /// for a second. The server must stop reading once its queue for the
+    /// client passes the high-water mark, so the client's sends block and the
+    /// queue stays under the mark plus one read; then the client reads
+    /// everything back.
     @Test("a client that does not read its replies cannot make the server buffer without bound")
     func slowReaderIsBounded() throws {
         let server = try ServerHarness()
@@ -23,7 +24,23 @@ struct FlowControlTests {
         let stream = PatternStream()
         let sent = Counter()
         let writer = Background { try stream.send(blocks: total / PatternStream.blockSize, on: client, sent: sent) }
-        Thread.sleep(forTimeInterval: 2)
+        // Wait for the server to queue up to its mark and the client's sends
+        // to stop for 1 s, however long that takes here; a server that kept
+        // reading lets the sends run to the end instead, which the checks
+        // below catch.
+        var lastSent = -1
+        var lastProgress = now()
+        let settled = try waitUntil(timeout: .seconds(60)) {
+            let current = sent.current
+            if current != lastSent {
+                lastSent = current
+                lastProgress = now()
+            }
+            if current == total { return true }
+            guard now() - lastProgress >= .seconds(1) else { return false }
+            return try server.stats().peakQueued >= options.highWaterMark
+        }
+        #expect(settled, "within 60 s the client's sends neither stalled with the server's queue at its mark nor ended")
         let whileStalled = try server.stats()
         let sentWhileStalled = sent.current
         #expect(whileStalled.peakQueued >= options.highWaterMark, "the server never queued up to its high-water mark")
@@ -70,7 +87,7 @@ struct FlowControlTests {
     /// and the server has queued replies it cannot deliver.
     private func fillServerQueue(of client: TestClient, server: ServerHarness) throws {
         let chunk = [UInt8](repeating: UInt8(ascii: "r"), count: 16 * 1024)
-        let deadline = now() + .seconds(10)
+        let deadline = now() + .seconds(30)
         while now() < deadline {
             let result = chunk.withUnsafeBytes { system_send(client.fd, $0, CInt(MSG_DONTWAIT)) }
             switch result {

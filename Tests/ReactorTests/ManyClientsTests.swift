@@ -20,7 +20,7 @@ struct ManyClientsTests {
         var clients: [TestClient] = []
         for _ in 0..<5 {
             let client = try TestClient(port: harness.port, receiveBuffer: 4096)
-            let sent = try sendUntilServerStopsReading(client)
+            let sent = try sendUntilServerStopsReading(client, harness: harness)
             let echoed = client.receive(count: sent)
             #expect(echoed.count == sent)
             #expect(echoed.allSatisfy { $0 == UInt8(ascii: "R") })
@@ -49,13 +49,17 @@ struct ManyClientsTests {
     }
 
     /// Sends without blocking until the kernel has refused more for 100 ms
-    /// while the loop runs: the server has stopped reading, so its queue for
-    /// this client passed the high-water mark. Returns the bytes sent.
-    private func sendUntilServerStopsReading(_ client: TestClient) throws -> Int {
+    /// while the loop runs, and the server has queued up to its high-water
+    /// mark for some client: the first client sends until the server's queue
+    /// for it passed the mark (a slow server that merely lags does not end
+    /// it), the later ones until the server stopped reading them. Returns the
+    /// bytes sent.
+    private func sendUntilServerStopsReading(_ client: TestClient, harness: ServerHarness) throws -> Int {
         let chunk = [UInt8](repeating: UInt8(ascii: "r"), count: 16 * 1024)
+        let highWaterMark = TCPConnection.Options().highWaterMark
         var sent = 0
         var refusedSince: Duration?
-        let deadline = now() + .seconds(10)
+        let deadline = now() + .seconds(30)
         while now() < deadline {
             let result = chunk.withUnsafeBytes { system_send(client.fd, $0, CInt(MSG_DONTWAIT)) }
             switch result {
@@ -63,7 +67,11 @@ struct ManyClientsTests {
                 sent += count
                 refusedSince = nil
             case .failure(let errno) where errno == .resourceTemporarilyUnavailable:
-                if let since = refusedSince, now() - since >= .milliseconds(100) { return sent }
+                if let since = refusedSince, now() - since >= .milliseconds(100),
+                    try harness.stats().peakQueued >= highWaterMark
+                {
+                    return sent
+                }
                 refusedSince = refusedSince ?? now()
                 Thread.sleep(forTimeInterval: 0.005)
             case .failure(let errno):
@@ -82,7 +90,7 @@ struct ManyClientsTests {
         let count = 1_000
         var clients: [TestClient] = []
         clients.reserveCapacity(count)
-        for _ in 0..<count { clients.append(try TestClient(port: server.port, timeout: .seconds(10))) }
+        for _ in 0..<count { clients.append(try TestClient(port: server.port)) }
         // Every client has a request in flight before any reply is read.
         for (index, client) in clients.enumerated() { try client.send("client number \(index) at your service") }
         var wrong: [Int] = []
