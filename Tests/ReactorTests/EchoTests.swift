@@ -103,11 +103,13 @@ struct EchoTests {
         let server = try ServerHarness()
         let idle = try TestClient(port: server.port)
         #expect(try idle.roundTrip("still here") == "STILL HERE")
-        server.beginShutdown(grace: .seconds(20))
+        // A grace period far beyond the join below: only the last connection
+        // closing can stop the loop in time.
+        server.beginShutdown(grace: .seconds(600))
         #expect(idle.receivesEndOfInput())
         idle.close()
         // Well before the grace period: the loop stops once every connection closed.
-        try server.loopThread.join(timeout: .seconds(10))
+        try server.loopThread.join(timeout: .seconds(40))
         // The listener is closed too: nothing accepts on the port any more.
         #expect(throws: ClientError.self) { try TestClient(port: server.port) }
         #expect(server.loopThread.loop.sourceCount == 1, "only the loop's own wake-up should be left")

@@ -112,31 +112,32 @@ struct LoopTimerTests {
         // what follows (a thread started, under a sanitizer) takes time.
         let start = now()
         loop.schedule(after: .milliseconds(50)) { fired = true }
-        loop.schedule(after: .seconds(30)) {}
-        // Should the wait ignore the timer, this wakes the loop instead of hanging the test.
+        loop.schedule(after: .seconds(600)) {}
+        // Should the wait ignore the timer, this wakes the loop after 45 s instead of hanging the test.
         let handle = loop.handle
+        let returned = DispatchSemaphore(value: 0)
         let watchdog = Background {
-            Thread.sleep(forTimeInterval: 5)
-            handle.execute { _ in }
+            if returned.wait(timeout: .now() + 45) == .timedOut { handle.execute { _ in } }
         }
-        _ = watchdog
         try loop.runOnce(timeout: nil)
         let elapsed = now() - start
+        returned.signal()
+        try watchdog.join()
         #expect(fired)
         #expect(elapsed >= .milliseconds(50))
-        #expect(elapsed < .seconds(4), "the wait should end at the 50 ms timer, not at the watchdog")
+        #expect(elapsed < .seconds(40), "the wait should end at the 50 ms timer, not at the watchdog or the 600 s one")
     }
 
     @Test("an explicit timeout shorter than the nearest timer bounds the wait")
     func explicitTimeoutBoundsTheWait() throws {
         let loop = try makeLoop()
         var fired = false
-        loop.schedule(after: .seconds(30)) { fired = true }
+        loop.schedule(after: .seconds(120)) { fired = true }
         let start = now()
         try loop.runOnce(timeout: .milliseconds(20))
         let elapsed = now() - start
         #expect(!fired)
         #expect(elapsed >= .milliseconds(20))
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(60), "the wait should end at the 20 ms timeout, not at the 120 s timer")
     }
 }

@@ -28,7 +28,7 @@ struct SignalTests {
         // Only now: the handler is installed, so the signal cannot kill the process.
         try system_kill(system_getpid(), SIGUSR2).get()
         do {
-            try runner.join(timeout: .seconds(5))
+            try runner.join()
         } catch {
             Issue.record("run() did not return after SIGUSR2")
             try runner.stop()
@@ -49,10 +49,10 @@ struct SignalTests {
         defer { signals.close() }
         try system_kill(system_getpid(), SIGUSR2).get()
         #expect(
-            try drive(loop, timeout: .seconds(5)) { !received.isEmpty },
+            try drive(loop) { !received.isEmpty },
             "the pending SIGUSR2 was not delivered")
         try system_kill(system_getpid(), SIGUSR2).get()
-        #expect(try drive(loop, timeout: .seconds(5)) { received.count == 2 })
+        #expect(try drive(loop) { received.count == 2 })
         #expect(received == [SIGUSR2, SIGUSR2])
     }
 
@@ -71,7 +71,7 @@ struct SignalTests {
         }
         try system_kill(system_getpid(), SIGUSR2).get()
         try system_kill(system_getpid(), SIGWINCH).get()
-        #expect(try drive(loop, timeout: .seconds(5)) { first.count + second.count == 2 })
+        #expect(try drive(loop) { first.count + second.count == 2 })
         #expect(first == [SIGUSR2], "SIGUSR2 goes to the first source only")
         #expect(second == [SIGWINCH], "SIGWINCH goes to the source that took it over")
 
@@ -79,7 +79,7 @@ struct SignalTests {
         #expect(isDefaultAction(SIGUSR2), "closing the first did not restore SIGUSR2")
         #expect(!isDefaultAction(SIGWINCH), "closing the first took SIGWINCH from the second")
         try system_kill(system_getpid(), SIGWINCH).get()
-        #expect(try drive(loop, timeout: .seconds(5)) { second.count == 2 })
+        #expect(try drive(loop) { second.count == 2 })
         #expect(first == [SIGUSR2])
 
         b.close()
