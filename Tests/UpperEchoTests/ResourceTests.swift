@@ -15,7 +15,7 @@ extension UpperEchoTests {
                 // no room the limit leaves.
                 let held = server.openDescriptors().filter { $0 < 64 }.count
                 let capacity = 64 - held
-                let clients = try (0..<100).map { _ in try TestClient(port: port, timeout: .seconds(3)) }
+                let clients = try (0..<100).map { _ in try TestClient(port: port) }
                 // The backlog is first in, first out: clients 0..<capacity are the accepted ones.
                 #expect(waitUntil { server.stats()?["open"] == capacity }, "\(server.stats() ?? [:])")
                 #expect(server.openDescriptors().filter { $0 < 64 }.count == 64)
@@ -36,7 +36,7 @@ extension UpperEchoTests {
                 // Five leave: the first five waiting are accepted and served.
                 for index in 0..<5 { clients[index].close() }
                 for index in capacity..<capacity + 5 {
-                    try clients[index].setTimeout(.seconds(5))
+                    try clients[index].setTimeout(.seconds(30))
                     let reply = clients[index].receiveText("waiting \(index)")
                     #expect(reply == "WAITING \(index)", "pending client \(index) not served after others left")
                 }
@@ -58,9 +58,18 @@ extension UpperEchoTests {
         func anIdleServerWithAHundredIdleClientsUsesNoCPU(backend: String) throws {
             try withUpperEcho(["--selector", backend]) { server, port in
                 let flooder = try TestClient(port: port)
-                let flood = flooder.sendUntilStalled(stall: .milliseconds(100)) { UInt8(truncatingIfNeeded: $0) }
+                // Until the server has queued replies, however many stalls of
+                // 100 ms a lagging server causes before that (at most 30 s).
+                var flood = 0
+                let queued = waitUntil {
+                    let offset = flood
+                    flood += flooder.sendUntilStalled(stall: .milliseconds(100)) {
+                        UInt8(truncatingIfNeeded: offset + $0)
+                    }
+                    return server.stats()?["peak_queued"] ?? 0 > 0
+                }
+                #expect(queued, "the server never queued: write interest never on")
                 #expect(flooder.receive(count: flood).count == flood)
-                #expect(server.stats()?["peak_queued"] ?? 0 > 0, "the server never queued: write interest never on")
                 let clients = try (0..<100).map { _ in try TestClient(port: port) }
                 for (index, client) in clients.enumerated() {
                     #expect(client.roundTrip("client \(index) is here"), "client \(index) not served")
