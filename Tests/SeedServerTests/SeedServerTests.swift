@@ -81,7 +81,10 @@ struct SeedServerTests {
             let unread = try connectedClient()
             try unread.send(Array("never read".utf8))
             #expect(waitUntil { server.count("never read") == 1 })
-            Thread.sleep(forTimeInterval: 0.05)  // let the reply arrive unread
+            // The reply must have arrived, unread, for the close to be a reset.
+            #expect(
+                waitForUnreadBytes(on: unread.fd, count: "NEVER READ".utf8.count),
+                "the reply to the unread request did not arrive within 30 s")
             unread.close()
             // A client that resets the connection (SO_LINGER 0) with data in flight.
             let resetting = try connectedClient()
@@ -127,12 +130,22 @@ struct SeedServerTests {
             let sender = SenderOutcome()
             let fd = client.fd
             Thread {
-                do { try sendAll(payload, to: fd) } catch { sender.fail("\(error)") }
+                do {
+                    try payload.withUnsafeBytes { bytes in
+                        for start in stride(from: 0, to: bytes.count, by: 4096) {
+                            let end = min(start + 4096, bytes.count)
+                            try sendAll(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), to: fd)
+                            sender.sent(end)
+                        }
+                    }
+                } catch { sender.fail("\(error)") }
                 sender.finish()
             }.start()
-            defer { #expect(waitUntil(timeout: .seconds(15)) { sender.isFinished }, "sender thread still running") }
+            defer { #expect(waitUntil(timeout: .seconds(60)) { sender.isFinished }, "sender thread still running") }
 
-            Thread.sleep(forTimeInterval: 0.3)  // let the server's socket buffer fill up
+            // Read only once the buffers between the sender and this reader
+            // are full: the sender has made no progress for 300 ms, or is done.
+            #expect(sender.waitUntilStalledOrFinished(), "the sender neither stalled nor finished within 30 s")
             let reply = client.receive(count: payload.count)
             #expect(reply.count == payload.count)
             let firstDifference = zip(reply, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
@@ -165,10 +178,39 @@ struct SeedServerTests {
 /// How the sender thread of the large-payload test ended.
 final class SenderOutcome: Sendable {
     private let finished = Atomic<Bool>(false)
+    private let sentBytes = Atomic<Int>(0)
     private let error = Lock<String?>(nil)
 
     func fail(_ message: String) { error.withLock { $0 = message } }
+    func sent(_ count: Int) { sentBytes.store(count, ordering: .releasing) }
+    /// How many bytes the sender has handed to the kernel so far.
+    var progress: Int { sentBytes.load(ordering: .acquiring) }
     func finish() { finished.store(true, ordering: .releasing) }
     var isFinished: Bool { finished.load(ordering: .acquiring) }
+
+    /// Waits (at most 30 s) until the sender is done or has made no progress
+    /// for 300 ms; returns whether one of them happened.
+    func waitUntilStalledOrFinished() -> Bool {
+        var lastSent = -1
+        var lastProgress = ContinuousClock.now
+        return waitUntil {
+            let current = progress
+            if current != lastSent {
+                lastSent = current
+                lastProgress = ContinuousClock.now
+            }
+            return isFinished || ContinuousClock.now - lastProgress >= .milliseconds(300)
+        }
+    }
     var failure: String? { error.withLock { $0 } }
+}
+
+/// Waits (at most 30 s) until `count` bytes wait unread on the socket `fd`,
+/// peeking without blocking; returns whether they did.
+func waitForUnreadBytes(on fd: CInt, count: Int) -> Bool {
+    var peeked = [UInt8](repeating: 0, count: count)
+    return waitUntil {
+        let result = peeked.withUnsafeMutableBytes { system_recv(fd, $0, CInt(MSG_PEEK) | CInt(MSG_DONTWAIT)) }
+        return (try? result.get()) == count
+    }
 }
