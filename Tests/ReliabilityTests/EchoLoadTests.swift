@@ -22,11 +22,14 @@ struct EchoLoadTests {
     func faultsFail(fault: FaultyServer.Fault, counters: [String]) throws {
         let server = try FaultyServer(fault)
         defer { server.close() }
-        // Short time-outs, so that a silent server does not hold the run for
-        // the default 5 s probe and 30 s first-reply waits.
+        // The default time-outs (5 s for a connect and its probe, 30 s for a
+        // first reply), which a reply, a reset or a close ends early. Only
+        // the silent server's first-reply wait is short: its end is what
+        // counts the connection as unanswered, however long it is.
+        let firstReplyTimeout = if case .neverReply = fault { "0.5" } else { "30" }
         let (load, report) = try runEchoLoad(
             port: server.port,
-            ["--connections", "1", "--duration", "1", "--connect-timeout", "0.5", "--first-reply-timeout", "0.5"])
+            ["--connections", "1", "--duration", "1", "--first-reply-timeout", firstReplyTimeout])
         #expect(counters.map { number(report, $0) }.reduce(0, +) >= 1, "\(counters) in \(report)")
         #expect(load.child.exited(with: 1), "\(load.child.termination)")
     }
@@ -64,9 +67,11 @@ struct EchoLoadTests {
     func connectsNeverOverflowTheAcceptQueue() throws {
         // The kernel completes a connect as soon as it queues the connection,
         // whatever the server's pace: 600 connects, 256 at a time, would fill
-        // a queue of 300 that the server drains at one accept per 2 ms.
+        // a queue of 300 that the server drains at one accept per 2 ms. It
+        // starts once 200 are queued, so that it is behind however slowly
+        // echo-load connects here.
         let backlog = 300
-        let server = try FaultyServer(.acceptEvery(.milliseconds(2)), backlog: CInt(backlog))
+        let server = try FaultyServer(.acceptEvery(.milliseconds(2), startingAt: 200), backlog: CInt(backlog))
         defer { server.close() }
         let (load, report) = try runEchoLoad(
             port: server.port, ["--connections", "600", "--warmup", "0", "--duration", "0.5"])
@@ -110,8 +115,9 @@ final class FaultyServer: @unchecked Sendable {
         /// Serves correctly, but accepts the second connection only after
         /// `delay` (the kernel completes its handshake meanwhile).
         case acceptSecondAfter(Duration)
-        /// Serves correctly, but accepts one connection per `interval`.
-        case acceptEvery(Duration)
+        /// Serves correctly, but accepts one connection per `interval`, from
+        /// the moment `startingAt` connections are queued (or 30 s passed).
+        case acceptEvery(Duration, startingAt: Int)
 
         var testDescription: String {
             switch self {
@@ -120,7 +126,7 @@ final class FaultyServer: @unchecked Sendable {
             case .closeAfterFirstRead: "closes after the first read"
             case .neverReply: "never replies"
             case .acceptSecondAfter(let delay): "accepts the second connection after \(delay)"
-            case .acceptEvery(let interval): "accepts one connection per \(interval)"
+            case .acceptEvery(let interval, let start): "accepts one connection per \(interval) from \(start) queued"
             }
         }
     }
@@ -143,6 +149,12 @@ final class FaultyServer: @unchecked Sendable {
         let peakQueue = self.peakQueue
         Thread {
             var accepted = 0
+            if case .acceptEvery(_, let start) = fault {
+                let deadline = ContinuousClock.now + .seconds(30)
+                while Self.acceptQueueLength(listener) < start && ContinuousClock.now < deadline {
+                    Thread.sleep(forTimeInterval: 0.001)
+                }
+            }
             while true {
                 let queued = Self.acceptQueueLength(listener)
                 peakQueue.withLock { $0 = max($0, queued) }
@@ -154,7 +166,7 @@ final class FaultyServer: @unchecked Sendable {
                 switch fault {
                 case .acceptSecondAfter(let delay) where accepted == 1:
                     Thread.sleep(forTimeInterval: seconds(delay))
-                case .acceptEvery(let interval):
+                case .acceptEvery(let interval, _):
                     Thread.sleep(forTimeInterval: seconds(interval))
                 default:
                     break
