@@ -77,7 +77,7 @@ extension ReliabilityTests {
     /// One connect / echo / close cycle; returns what went wrong, or `nil`.
     static func churnCycle(_ cycle: Int, port: UInt16) -> String? {
         let client: Client
-        do { client = try Client(port: port, timeout: .seconds(10)) } catch { return "cycle \(cycle): \(error)" }
+        do { client = try Client(port: port) } catch { return "cycle \(cycle): \(error)" }
         let request = Array("cycle \(cycle) of the churn, mixed Case\n".utf8)
         do { try client.send(request) } catch { return "cycle \(cycle): \(error)" }
         let kind = CloseKind.allCases[cycle % CloseKind.allCases.count]
