@@ -300,7 +300,7 @@ struct EchoLoadBookkeepingTests {
 
     @Test("a served run: every connection answered, the counts equal to the states")
     func servedRunCounts() throws {
-        let server = try FaultyServer(.acceptEvery(.zero))
+        let server = try FaultyServer(.acceptEvery(.zero, startingAt: 0))
         defer { server.close() }
         let run = try #require(runLoad(port: server.port, connections: 3))
         #expect(run.counts == run.recount)
