@@ -95,19 +95,29 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Syscalls", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["Reactor", "Selectors", "Syscalls", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "ReactorTests",
             dependencies: [
                 "TestSupport",
-                "Reactor", "UpperEcho", "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim",
+                "Reactor", "Selectors", "LinuxEpoll", "Syscalls", "CEpollShim",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // UpperEchoServer in process, on a loop of the test's own.
         .testTarget(
             name: "UpperEchoTests",
+            dependencies: [
+                "TestSupport",
+                "UpperEcho", "Reactor", "Selectors", "Syscalls", "CEpollShim",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The upper-echo executable in a child process: flags, signals, output.
+        .testTarget(
+            name: "UpperEchoCLITests",
             dependencies: [
                 "TestSupport",
                 "upper-echo", "UpperEcho", "Reactor", "Selectors", "Syscalls", "CEpollShim",

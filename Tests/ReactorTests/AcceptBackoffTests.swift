@@ -1,7 +1,7 @@
 import SystemPackage
 import Syscalls
+import TestSupport
 import Testing
-import UpperEcho
 
 @testable import Reactor
 
@@ -26,7 +26,7 @@ final class BareEcho: TCPConnectionHandler {
     var port: UInt16 { listener.localAddress.port }
 
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeMutableRawBufferPointer) {
-        Uppercase.apply(bytes)
+        upperInPlace(bytes)
         connection.write(UnsafeRawBufferPointer(bytes))
         echoed += bytes.count
     }
@@ -114,29 +114,5 @@ struct AcceptBackoffTests {
         #expect(echo.listener.acceptedCount == 1, "resumeAccepting did not make the listener accept at once")
         #expect(try drive(echo.loop) { echo.echoed == 7 })
         #expect(client.receiveText("WAITING") == "WAITING")
-    }
-
-    @Test("UpperEchoServer counts accept pauses in its stats")
-    func serverCountsPauses() throws {
-        let loop = try makeLoop()
-        var configuration = Configuration()
-        configuration.port = 0
-        let server = try UpperEchoServer(loop: loop, configuration: configuration)
-        defer {
-            // The grace timer closes what is left on the next iteration.
-            server.shutdown(grace: .zero)
-            try? loop.runOnce(timeout: .zero)
-        }
-        let client = try TestClient(port: server.localAddress.port)
-        try client.send("x")
-        let mock = SyscallMock()
-        mock.force(.tooManyOpenFiles, on: .accept4)
-        try mock.install {
-            try loop.runOnce(timeout: .seconds(30))
-            #expect(server.stats.acceptPauses == 1)
-            #expect(try drive(loop) { server.stats.bytesOut == 1 })
-        }
-        #expect(server.stats.accepted == 1)
-        #expect(client.receiveText("X") == "X")
     }
 }

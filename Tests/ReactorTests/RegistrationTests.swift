@@ -5,6 +5,7 @@ import LinuxEpoll
 import Selectors
 import Syscalls
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import Reactor

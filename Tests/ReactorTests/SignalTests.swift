@@ -3,6 +3,7 @@ import CEpollShim
 import Foundation
 import Glibc
 import Syscalls
+import TestSupport
 import Testing
 
 @testable import Reactor

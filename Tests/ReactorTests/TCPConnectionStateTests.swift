@@ -1,5 +1,6 @@
 import CEpollShim
 import Syscalls
+import TestSupport
 import Testing
 
 @testable import Reactor

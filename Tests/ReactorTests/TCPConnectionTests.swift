@@ -1,8 +1,8 @@
 import CEpollShim
 import SystemPackage
 import Syscalls
+import TestSupport
 import Testing
-import UpperEcho
 
 @testable import Reactor
 
@@ -15,7 +15,7 @@ final class RecordingHandler: TCPConnectionHandler {
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeMutableRawBufferPointer) {
         received += bytes.count
         guard echo else { return }
-        Uppercase.apply(bytes)
+        upperInPlace(bytes)
         connection.write(UnsafeRawBufferPointer(bytes))
     }
 

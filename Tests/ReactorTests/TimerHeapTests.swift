@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @testable import Reactor
@@ -116,20 +117,5 @@ struct TimerHeapTests {
         #expect(popAll(&heap, now: 10, log: log) == [1])
         // At 20 the one-shot was scheduled first; the repeat was re-queued at 10.
         #expect(popAll(&heap, now: 20, log: log) == [2, 1])
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that failures reproduce.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -17,7 +18,7 @@ extension ReliabilityTests {
         let idleTimeout = Soak.pick(short: Sanitizer.isActive ? 10.0 : 2.0, soak: Sanitizer.isActive ? 10.0 : 5.0)
         let newClients = Soak.pick(short: 100, soak: 1000)
         _ = system_setrlimit_raise_nofile()
-        let server = try ServerProcess([
+        let server = try ServerProcess.upperEcho([
             "--max-connections", "\(maxConnections)", "--idle-timeout", "\(idleTimeout)", "--backlog", "4096",
         ])
         defer { server.stop() }
@@ -91,7 +92,7 @@ extension ReliabilityTests {
             guard case .success(let count) = ready, count > 0 else { continue }
             let now = ContinuousClock.now
             for index in pending.indices where pending[index].fd >= 0 && pending[index].revents != 0 {
-                if connections[index].client.ending() == .endOfFile {
+                if connections[index].client.streamEnding() == .endOfFile {
                     closedAfter[index] = now - connections[index].connected
                 }
                 pending[index].fd = -1  // poll ignores negative descriptors

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Syscalls
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -16,7 +17,7 @@ extension ReliabilityTests {
         let oneWrite = 64 << 20
         let emptyConnections = Soak.pick(short: 100, soak: 1000)
         let halfCloseSize = Soak.pick(short: 1, soak: 16) << 20
-        let server = try ServerProcess()
+        let server = try ServerProcess.upperEcho()
         defer { server.stop() }
         let baselineDescriptors = server.openDescriptorCount()
         let port = server.port
@@ -80,10 +81,10 @@ extension ReliabilityTests {
         // Half-close: send, shutdown(SHUT_WR), read everything, then end of file.
         let halfResult = try Self.exchange(port: port) { client in
             try client.sendStream(3, count: halfCloseSize)
-            client.shutdownWrite()
+            try? client.shutdownWrite()
         } receive: { client in
             var result = client.verify(count: halfCloseSize, stream: 3)
-            if result.isExact(halfCloseSize), client.ending() != .endOfFile { result.ending = .timedOut }
+            if result.isExact(halfCloseSize), client.streamEnding() != .endOfFile { result.ending = .timedOut }
             return result
         }
         #expect(halfResult.verification.isExact(halfCloseSize), "half-close: \(halfResult.verification)")

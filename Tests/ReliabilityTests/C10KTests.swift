@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -13,7 +14,7 @@ extension ReliabilityTests {
         // connection whose one message was merely slow: the window is longer
         // there, so that `min_conn_msgs` still means starvation.
         var duration = Soak.pick(short: Sanitizer.isActive ? 6 : 2, soak: 30)
-        let server = try ServerProcess(["--backlog", "4096"])
+        let server = try ServerProcess.upperEcho(["--backlog", "4096"])
         defer { server.stop() }
         let baselineKilobytes = try #require(server.residentKilobytes())
         // A window that held fewer than `enough` replies per connection on

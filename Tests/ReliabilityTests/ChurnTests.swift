@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Syscalls
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -25,7 +26,7 @@ extension ReliabilityTests {
         let blocks = Soak.pick(short: 1, soak: 10)
         let blockSize = 10_000
         let threads = 4
-        let server = try ServerProcess()
+        let server = try ServerProcess.upperEcho()
         defer { server.stop() }
         let baselineDescriptors = server.openDescriptorCount()
         let baselineKilobytes = try #require(server.residentKilobytes())
@@ -85,7 +86,7 @@ extension ReliabilityTests {
             client.reset()
             return nil
         }
-        if kind == .halfClose { client.shutdownWrite() }
+        if kind == .halfClose { try? client.shutdownWrite() }
         let reply = client.receive(count: request.count)
         guard reply == request.map(pythonUpper) else {
             return "cycle \(cycle) (\(kind)): reply \(String(decoding: reply, as: UTF8.self).debugDescription)"
@@ -93,7 +94,7 @@ extension ReliabilityTests {
         switch kind {
         case .graceful: client.close()
         case .halfClose:
-            let ending = client.ending()
+            let ending = client.streamEnding()
             client.close()
             if ending != .endOfFile { return "cycle \(cycle) (half-close): \(ending) instead of end of file" }
         case .resetAfterReply, .resetBeforeReply: client.reset()

@@ -3,12 +3,6 @@ import Syscalls
 import SystemPackage
 import TestSupport
 
-/// Python's `bytes.upper()` of one byte, written independently of the
-/// server's version: the byte values 97...122 lose 32, every other byte stays.
-func pythonUpper(_ byte: UInt8) -> UInt8 {
-    97 <= byte && byte <= 122 ? byte - 32 : byte
-}
-
 /// Byte `offset` of stream `stream` is `(offset + 13 * stream) % 251`: a
 /// function of the two alone, so that a reader checks each reply byte
 /// without a copy of what was sent. It takes 251 values, lower-case letters
@@ -85,28 +79,13 @@ struct Verification: CustomStringConvertible {
     }
 }
 
-/// A blocking TCP client on `127.0.0.1`. Every `recv` and `send` gives up
-/// after `timeout` (`SO_RCVTIMEO`, `SO_SNDTIMEO`), so that a broken server
-/// makes a test fail instead of hang.
+/// The shared `TestClient`, with what the scenarios add: streams sent and
+/// verified byte by byte, paced reads for slow readers, single `send` calls,
+/// `TCP_NODELAY`, and a reset.
 ///
 /// `@unchecked Sendable`: a sender thread and a reader thread may share one
 /// client; only `close()` and `reset()` change it, once both are done.
-final class Client: ClientSocket, @unchecked Sendable {
-    /// Connects to `127.0.0.1:port`. `receiveBuffer` and `sendBuffer` set
-    /// `SO_RCVBUF` and `SO_SNDBUF` first, which also turns the kernel's
-    /// autotuning off: on loopback it grows them to megabytes, which would
-    /// hide a slow reader from the server.
-    init(port: UInt16, timeout: Duration = .seconds(30), receiveBuffer: CInt? = nil, sendBuffer: CInt? = nil) throws {
-        super.init(
-            fd: try openClientSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer, sendBuffer: sendBuffer)
-        )
-    }
-
-    /// Sets how long a `recv` or a `send` may block.
-    func setTimeout(_ timeout: Duration) throws {
-        try setClientTimeout(fd, timeout)
-    }
-
+final class Client: TestClient, @unchecked Sendable {
     /// `TCP_NODELAY`: each small `send` leaves as its own segment.
     func setNoDelay() {
         _ = system_setsockopt(fd, .noDelay, 1)
@@ -115,16 +94,6 @@ final class Client: ClientSocket, @unchecked Sendable {
     /// One `send` call; what it returned.
     func sendOnce(_ bytes: UnsafeRawBufferPointer, flags: CInt = 0) -> Result<Int, Errno> {
         system_send(fd, bytes, flags)
-    }
-
-    /// Sends all of `bytes`, however many `send` calls it takes.
-    func send(_ bytes: UnsafeRawBufferPointer) throws {
-        try sendAll(bytes, to: fd)
-    }
-
-    /// Sends all of `bytes`.
-    func send(_ bytes: [UInt8]) throws {
-        try sendAll(bytes, to: fd)
     }
 
     /// Sends `count` bytes of stream `stream` from `offset` on, in chunks of `chunk`.
@@ -144,12 +113,6 @@ final class Client: ClientSocket, @unchecked Sendable {
             done += length
             onProgress?(done)
         }
-    }
-
-    /// Receives until `count` bytes have arrived, the server closes, or a
-    /// `recv` times out; returns what arrived.
-    func receive(count: Int) -> [UInt8] {
-        receiveBytes(from: fd, count: count)
     }
 
     /// Receives `count` bytes of the reply to stream `stream` and checks each.
@@ -215,16 +178,9 @@ final class Client: ClientSocket, @unchecked Sendable {
         return result
     }
 
-    /// Sends `text` and returns whether `bytes.upper()` of it came back.
-    func roundTrip(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        guard (try? send(bytes)) != nil else { return false }
-        return receive(count: bytes.count) == bytes.map(pythonUpper)
-    }
-
     /// One `recv` of one byte: `.endOfFile`, `.reset`, `.timedOut`, or
     /// `.complete` if a byte came.
-    func ending() -> Ending {
+    func streamEnding() -> Ending {
         var byte: UInt8 = 0
         switch withUnsafeMutableBytes(of: &byte, { system_recv(fd, $0) }) {
         case .success(0): return .endOfFile
@@ -233,11 +189,6 @@ final class Client: ClientSocket, @unchecked Sendable {
         case .failure(.resourceTemporarilyUnavailable): return .timedOut
         case .failure(let errno): return .failed(errno)
         }
-    }
-
-    /// Sends end of input (`shutdown(SHUT_WR)`): the server sees EOF, we can still read.
-    func shutdownWrite() {
-        _ = system_shutdown(fd, CInt(SHUT_WR))
     }
 
     /// Closes with a reset (`closeWithReset`); if `SO_LINGER` cannot be

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -12,7 +13,7 @@ extension ReliabilityTests {
         let limit = 256
         let clientCount = 400
         let batch = 50
-        let server = try ServerProcess([], descriptorLimit: limit)
+        let server = try ServerProcess.upperEcho([], descriptorLimit: limit)
         defer { server.stop() }
         // Only numbers below the limit count: a descriptor the server inherited
         // above it (from a test of another suite running in parallel) takes no
@@ -27,7 +28,7 @@ extension ReliabilityTests {
         #expect(unserved.isEmpty, "connected clients not served: \(unserved.prefix(5))")
         for index in capacity..<clientCount { try clients[index].send(Array("waiting client \(index)".utf8)) }
         try clients[capacity].setTimeout(.milliseconds(200))
-        #expect(clients[capacity].ending() == .timedOut, "a client beyond the limit was served")
+        #expect(clients[capacity].streamEnding() == .timedOut, "a client beyond the limit was served")
 
         let load = try #require(server.cpuLoad(over: .seconds(1)))
         #expect(load < 0.20, "CPU \(load * 100) % while saturated")

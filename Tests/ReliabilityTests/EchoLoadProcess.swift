@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// `echo-load --json ...` in a child process, and its one-line JSON report.
 final class EchoLoadProcess {

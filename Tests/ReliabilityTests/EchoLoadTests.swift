@@ -1,6 +1,7 @@
 import CEpollShim
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 
 @testable import echo_load

@@ -1,5 +1,6 @@
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 
 /// The reliability suite (RELIABILITY.md): the real `upper-echo` in a child

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Syscalls
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -27,7 +28,7 @@ extension ReliabilityTests {
         let rounds = Soak.pick(short: 1, soak: 10)
         let request = 256 * 1024
         let threads = 4
-        let server = try ServerProcess(["--backlog", "1024"])
+        let server = try ServerProcess.upperEcho(["--backlog", "1024"])
         defer { server.stop() }
         let baselineDescriptors = server.openDescriptorCount()
         let port = server.port

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -12,7 +13,7 @@ extension ReliabilityTests {
     @Test(arguments: [SIGTERM, SIGINT])
     func signalUnderHeavyLoadClosesEveryConnectionAndExits0(signal: CInt) throws {
         let connections = 1000
-        let server = try ServerProcess(["--backlog", "1024"])
+        let server = try ServerProcess.upperEcho(["--backlog", "1024"])
         defer { server.stop() }
         let load = try EchoLoadProcess(
             port: server.port,

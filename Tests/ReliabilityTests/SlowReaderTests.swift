@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Syscalls
+import TestSupport
 import Testing
 
 extension ReliabilityTests {
@@ -36,7 +37,7 @@ extension ReliabilityTests {
         let slowPhaseLimit = Duration.seconds(Soak.pick(short: 90, soak: 300))
         let slackKilobytes = 4 * 1024
         let perClientKilobytes = 64 + 64
-        let server = try ServerProcess()
+        let server = try ServerProcess.upperEcho()
         defer { server.stop() }
         let baselineKilobytes = try #require(server.residentKilobytes())
         let boundKilobytes = baselineKilobytes + slackKilobytes + clients * perClientKilobytes
@@ -86,7 +87,7 @@ extension ReliabilityTests {
                 // Before the end of input, so that the reader knows the total
                 // by the time the server's end of file reaches it.
                 sender.finish(total: sent)
-                client.shutdownWrite()
+                try? client.shutdownWrite()
             } else {
                 var slow = true
                 var result = client.verify(count: .max, stream: index) { _ in

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Syscalls
+import TestSupport
 import Testing
 
 /// Integration tests: the real `seed-server` executable in a child process,
@@ -8,16 +9,10 @@ import Testing
 /// clients do not compete for the few cores of CI; every wait is bounded.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct SeedServerTests {
-    /// Python's `bytes.upper()`, written independently of the server's
-    /// version: the byte values 97...122 lose 32, every other byte stays.
-    static func pythonUpper(_ bytes: [UInt8]) -> [UInt8] {
-        bytes.map { 97 <= $0 && $0 <= 122 ? $0 - 32 : $0 }
-    }
-
     /// Starts a server on a free port, runs `body` with it, checks that the
     /// server is still running afterwards, and always stops it.
-    func withServer(_ body: (SeedServerProcess, UInt16) throws -> Void) throws {
-        let server = try SeedServerProcess()
+    func withServer(_ body: (ServerProcess, UInt16) throws -> Void) throws {
+        let server = try ServerProcess("seed-server", ["0"])
         defer {
             #expect(server.stop(), "seed-server did not exit after SIGTERM")
             #expect(waitUntil { server.output.reachedEnd }, "seed-server's stdout is still open")
@@ -44,7 +39,7 @@ struct SeedServerTests {
             try client.send(all)
             let reply = client.receive(count: 256)
             try #require(reply.count == 256)
-            #expect(reply == Self.pythonUpper(all))
+            #expect(reply == pythonUpper(all))
             #expect(reply[Int(UInt8(ascii: "a"))] == UInt8(ascii: "A"))
             #expect(reply[0xE9] == 0xE9, "é in Latin-1 is not a-z: bytes.upper() leaves it")
         }
@@ -106,7 +101,7 @@ struct SeedServerTests {
             let client = try TestClient(port: port)
             let bytes: [UInt8] = [0xFF, 0xFE, 0xC3, 0x28, 0x80, UInt8(ascii: "a"), 0xF0, 0x9F]
             try client.send(bytes)
-            #expect(client.receive(count: bytes.count) == Self.pythonUpper(bytes))
+            #expect(client.receive(count: bytes.count) == pythonUpper(bytes))
             // Printed with U+FFFD where the bytes are not UTF-8, where Python would raise.
             #expect(waitUntil { server.output.text.contains("\u{FFFD}") })
             client.close()
@@ -125,7 +120,7 @@ struct SeedServerTests {
     @Test func largePayloadComesBackFullyUpperCased() throws {
         try withServer { _, port in
             let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 % 251) }
-            let expected = Self.pythonUpper(payload)
+            let expected = pythonUpper(payload)
             let client = try TestClient(port: port, receiveBuffer: 4096)
             let sender = SenderOutcome()
             let fd = client.fd
@@ -157,7 +152,7 @@ struct SeedServerTests {
 
     @Test func aSecondServerOnAPortInUseExitsWithStatus1() throws {
         try withServer { _, port in
-            let second = try SeedServerProcess(arguments: [String(port)])
+            let second = try ServerProcess("seed-server", [String(port)])
             defer { second.stop() }
             try #require(second.waitForExit(), "the second server is still running")
             #expect(second.process.terminationReason == .exit)

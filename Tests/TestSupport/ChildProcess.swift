@@ -1,5 +1,6 @@
 // Helpers shared by the test targets that run the package's executables as
-// child processes (SeedServerTests, UpperEchoTests, ReliabilityTests).
+// child processes (SeedServerTests, UpperEchoCLITests, ReliabilityTests), and
+// the one bounded wait every target uses.
 import Foundation
 import Synchronization
 import Syscalls
@@ -8,9 +9,9 @@ import Syscalls
 /// whether it held. Every wait in these tests is bounded by one of these. The
 /// default is generous: a wait ends as soon as its condition holds, and the
 /// children built with a sanitizer run many times slower than a plain build.
-public func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
+public func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
-    while !condition() {
+    while try !condition() {
         if ContinuousClock.now >= deadline { return false }
         Thread.sleep(forTimeInterval: 0.01)
     }

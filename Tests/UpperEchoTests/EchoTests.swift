@@ -1,115 +1,117 @@
 import Foundation
-import Syscalls
+import TestSupport
 import Testing
+import UpperEcho
 
-extension UpperEchoTests {
-    @Suite struct Echo {
-        /// What CPython's `bytes(range(256)).upper()` gives, from python3 itself.
-        static func pythonUpperOfEveryByte() throws -> [UInt8] {
-            let python = Process()
-            python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            python.arguments = ["python3", "-c", "import sys; sys.stdout.buffer.write(bytes(range(256)).upper())"]
-            let pipe = Pipe()
-            python.standardOutput = pipe
-            try python.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            python.waitUntilExit()
-            return [UInt8](output)
+@testable import Reactor
+
+@Suite("UpperEchoServer over TCP", .timeLimit(.minutes(1)))
+struct EchoTests {
+    @Test("all 256 byte values come back, a-z upper-cased and nothing else changed")
+    func allByteValuesRoundTrip() throws {
+        let server = try ServerHarness()
+        defer { try? server.shutdown() }
+        let client = try TestClient(port: server.port)
+        let bytes = (0...255).map { UInt8($0) }
+        try client.send(bytes)
+        let echoed = client.receive(count: 256)
+        #expect(echoed == bytes.map { (0x61...0x7A).contains($0) ? $0 - 0x20 : $0 })
+        #expect(echoed.count == 256)
+        let stats = try server.waitForStats { $0.bytesOut >= 256 }
+        #expect(stats.bytesIn == 256)
+        #expect(stats.accepted == 1)
+        #expect(stats.open == 1)
+    }
+
+    @Test("8 MiB streamed while a second thread reads all come back upper-cased")
+    func streamsEightMebibytes() throws {
+        let server = try ServerHarness()
+        defer { try? server.shutdown() }
+        let client = try TestClient(port: server.port, timeout: .seconds(20))
+        let stream = PatternStream()
+        let blocks = 8 * 1024 * 1024 / PatternStream.blockSize
+        let writer = Background { try stream.send(blocks: blocks, on: client) }
+        let reader = Background { try stream.receiveAndVerify(count: blocks * PatternStream.blockSize, on: client) }
+        try writer.join(timeout: .seconds(50))
+        try reader.join(timeout: .seconds(50))
+        let stats = try server.stats()
+        #expect(stats.bytesIn == 8 * 1024 * 1024)
+        #expect(stats.resets == 0)
+    }
+
+    @Test("after the client shuts its sending side, every reply is delivered, then end of input")
+    func halfCloseDeliversEverything() throws {
+        let server = try ServerHarness()
+        defer { try? server.shutdown() }
+        let client = try TestClient(port: server.port, timeout: .seconds(20))
+        let stream = PatternStream()
+        let total = 1024 * 1024
+        let writer = Background {
+            try stream.send(blocks: total / PatternStream.blockSize, on: client)
+            try client.shutdownWrite()
         }
+        try stream.receiveAndVerify(count: total, on: client)
+        try writer.join()
+        #expect(client.receivesEndOfInput(), "the server did not close after its last reply")
+        let stats = try server.waitForStats { $0.open == 0 }
+        #expect(stats.open == 0)
+        #expect(stats.closed == 1)
+        #expect(stats.resets == 0)
+        #expect(stats.bytesOut == total)
+    }
 
-        @Test(arguments: ["epoll", "poll", "select"])
-        func everyByteValueComesBackAsPythonBytesUpperMakesIt(backend: String) throws {
-            let expected = try Self.pythonUpperOfEveryByte()
-            try #require(expected.count == 256)
-            #expect(expected == pythonUpper((0...255).map { UInt8($0) }))
-            try withUpperEcho(["--selector", backend]) { _, port in
-                let client = try TestClient(port: port)
-                try client.send((0...255).map { UInt8($0) })
-                #expect(client.receive(count: 256) == expected)
-                // Twice over, misaligned, so the eight-bytes-at-a-time path meets every value at every offset.
-                let shifted = (0..<512 + 3).map { UInt8(truncatingIfNeeded: $0 &+ 5) }
-                try client.send(shifted)
-                #expect(client.receive(count: shifted.count) == pythonUpper(shifted))
-            }
+    /// The server never stops reading here (a high-water mark above the
+    /// stream) and the client reads nothing until the server has read its end
+    /// of input, so megabytes of replies are still queued when the end of input
+    /// arrives: they must all be delivered before the connection closes.
+    @Test("end of input with megabytes of replies queued delivers them all before closing")
+    func endOfInputWithQueuedReplies() throws {
+        let total = 16 * 1024 * 1024
+        let server = try ServerHarness { $0.connection.highWaterMark = 2 * total }
+        defer { try? server.shutdown() }
+        let client = try TestClient(port: server.port, timeout: .seconds(20), receiveBuffer: 4096)
+        let stream = PatternStream()
+        try Background {
+            try stream.send(blocks: total / PatternStream.blockSize, on: client)
+            try client.shutdownWrite()
+        }.join()
+        let beforeReading = try server.waitForStats { $0.bytesIn == total }
+        #expect(beforeReading.bytesIn == total)
+        #expect(beforeReading.peakQueued >= total / 2, "the replies were not queued at end of input")
+        #expect(beforeReading.open == 1, "the connection closed with replies queued")
+        try stream.receiveAndVerify(count: total, on: client)
+        #expect(client.receivesEndOfInput())
+        let stats = try server.waitForStats { $0.open == 0 }
+        #expect(stats.closed == 1)
+        #expect(stats.resets == 0)
+    }
+
+    @Test("several clients are served independently")
+    func severalClients() throws {
+        let server = try ServerHarness()
+        defer { try? server.shutdown() }
+        let clients = try (0..<10).map { _ in try TestClient(port: server.port) }
+        for (index, client) in clients.enumerated() { try client.send("client \(index) says hi") }
+        for (index, client) in clients.enumerated() {
+            #expect(client.receiveText("client \(index) says hi") == "CLIENT \(index) SAYS HI")
         }
+        #expect(try server.waitForStats { $0.open == 10 }.open == 10)
+    }
 
-        /// All thousand connected and all thousand requests sent before any
-        /// reply is read; each client then checks its own reply.
-        @Test func aThousandConcurrentClientsEachGetTheirOwnReply() throws {
-            _ = system_setrlimit_raise_nofile()
-            try withUpperEcho(["--backlog", "2048"]) { server, port in
-                let count = 1000
-                func payload(_ index: Int) -> String { "client \(index) of \(count): \(String(index, radix: 36))\n" }
-                var clients: [TestClient] = []
-                for _ in 0..<count { clients.append(try TestClient(port: port)) }
-                for (index, client) in clients.enumerated() { try client.send(payload(index)) }
-                var wrong: [Int] = []
-                for (index, client) in clients.enumerated() {
-                    let expected = pythonUpper(Array(payload(index).utf8))
-                    if client.receive(count: expected.count) != expected { wrong.append(index) }
-                }
-                #expect(wrong.isEmpty, "\(wrong.count) clients got a wrong reply, the first: \(wrong.prefix(5))")
-                let stats = try #require(server.stats())
-                #expect(stats["accepted"] == count)
-                #expect(stats["open"] == count)
-                #expect(stats["bytes_in"] == (0..<count).reduce(0) { $0 + payload($1).utf8.count })
-            }
-        }
-
-        /// select(2) cannot watch descriptor 1024: the server must refuse that
-        /// connection (close it, log a warning) and go on serving the others.
-        @Test func selectClosesTheConnectionWhoseDescriptorWouldBe1024AndServesTheRest() throws {
-            _ = system_setrlimit_raise_nofile()
-            try withUpperEcho(["--selector", "select", "--backlog", "2048"]) { server, port in
-                // A descriptor the server inherited from a test running in
-                // parallel may sit above 1024; only the numbers below count.
-                let held = server.openDescriptors()
-                let inheritedAbove = held.filter { $0 >= 1024 }
-                let below = held.filter { $0 < 1024 }
-                try #require(!below.isEmpty)
-                // New connections take the lowest free numbers: this many fit below 1024.
-                let capacity = 1024 - below.count
-                var clients: [TestClient] = []
-                for index in 0..<capacity {
-                    let client = try TestClient(port: port)
-                    try #require(client.roundTrip("client \(index)"), "client \(index) of \(capacity) not served")
-                    clients.append(client)
-                }
-                #expect(server.openDescriptors().filter { $0 < 1024 }.last == 1023)
-
-                // The next client's descriptor would be 1024: closed at once, twice.
-                for attempt in 0..<2 {
-                    let over = try TestClient(port: port)
-                    #expect(over.ending() == .endOfFile, "client over the limit, attempt \(attempt)")
-                }
-                #expect(
-                    waitUntil { server.errors.text.components(separatedBy: "cannot watch a new connection").count == 3 }
-                )
-                #expect(
-                    server.errors.text.contains(
-                        inheritedAbove.isEmpty
-                            ? "descriptor 1024 is out of range for select()" : "is out of range for select()"))
-                #expect(server.openDescriptors().contains(1023))
-                #expect(
-                    server.openDescriptors().filter { $0 >= 1024 } == inheritedAbove,
-                    "the refused descriptor was not closed")
-
-                // The earlier clients are all still served.
-                for index in [0, capacity / 2, capacity - 1] {
-                    #expect(clients[index].roundTrip("again \(index)"), "client \(index) no longer served")
-                }
-                // A descriptor below 1024 freed: the next client is served again.
-                clients[7].close()
-                #expect(waitUntil { server.stats()?["open"] == capacity - 1 })
-                let next = try TestClient(port: port)
-                #expect(next.roundTrip("a new client after one left"))
-
-                let stats = try #require(server.stats())
-                #expect(stats["accepted"] == capacity + 3)
-                #expect(stats["open"] == capacity)
-                #expect(stats["closed"] == 1, "refused connections are not counted as closed")
-                #expect(stats["refused"] == 2, "the two connections over the limit are counted as refused")
-            }
-        }
+    @Test("shutdown closes the listener and every connection, then stops the loop")
+    func gracefulShutdown() throws {
+        let server = try ServerHarness()
+        let idle = try TestClient(port: server.port)
+        #expect(try idle.echo("still here") == "STILL HERE")
+        // A grace period far beyond the join below: only the last connection
+        // closing can stop the loop in time.
+        server.beginShutdown(grace: .seconds(600))
+        #expect(idle.receivesEndOfInput())
+        idle.close()
+        // Well before the grace period: the loop stops once every connection closed.
+        try server.loopThread.join(timeout: .seconds(40))
+        // The listener is closed too: nothing accepts on the port any more.
+        #expect(throws: ClientError.self) { try TestClient(port: server.port) }
+        #expect(server.loopThread.loop.sourceCount == 1, "only the loop's own wake-up should be left")
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 
-extension UpperEchoTests {
+extension UpperEchoCLITests {
     @Suite struct Limits {
         @Test func anIdleClientIsClosedAfterTheIdleTimeoutAndABusyOneIsNot() throws {
             try withUpperEcho(["--idle-timeout", "1"]) { server, port in

@@ -1,8 +1,9 @@
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 
-extension UpperEchoTests {
+extension UpperEchoCLITests {
     @Suite struct Resources {
         /// With `ulimit -n 64` the server runs out of descriptors: the
         /// connections beyond stay in the kernel's backlog, the connected

@@ -3,36 +3,40 @@ import Foundation
 import Selectors
 import Syscalls
 import SystemPackage
-import TestSupport
 
-@testable import Reactor
+import Reactor
 
 /// The loop every test here runs: epoll, as the server uses.
-typealias Loop = EventLoop<EpollSelector<Int>>
+public typealias Loop = EventLoop<EpollSelector<Int>>
 
 /// A new epoll loop on `clock`.
-func makeLoop(clock: any LoopClock = SystemClock()) throws -> Loop {
+public func makeLoop(clock: any LoopClock = SystemClock()) throws -> Loop {
     try Loop(selector: try EpollSelector<Int>(), clock: clock)
 }
 
 /// Hands a value that is not `Sendable` to another thread, at a moment when
 /// only one thread uses it (before a thread starts, after it ended, or on
 /// the loop's thread through `EventLoopHandle.execute`).
-final class Unchecked<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
+public final class Unchecked<Value>: @unchecked Sendable {
+    /// The value handed over.
+    public var value: Value
+    /// Wraps `value`.
+    public init(_ value: Value) { self.value = value }
 }
 
 /// What went wrong in a step, so that a failing test says which step.
-struct StepError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-    init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
+public struct StepError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public var description: String
+    /// An error with its message.
+    public init(_ description: String) { self.description = description }
+    /// The error of `step`, which failed with `errno`.
+    public init(_ step: String, _ errno: Errno) { description = "\(step): \(errno)" }
 }
 
 /// A body running on its own `Thread`, whose result the test waits for with
 /// a bound, so that a stuck body fails the test instead of hanging it.
-final class Background<Value: Sendable>: Sendable {
+public final class Background<Value: Sendable>: Sendable {
     /// What the thread and the waiters share. The thread's closure holds
     /// only this, not the `Background`, which holds the `Thread`: no cycle,
     /// so that a finished body and what it captured are released.
@@ -44,7 +48,8 @@ final class Background<Value: Sendable>: Sendable {
     private var done: DispatchSemaphore { shared.done }
     private let threadBox = Lock<Unchecked<Thread>?>(nil)
 
-    init(_ body: @escaping @Sendable () throws -> Value) {
+    /// Starts `body` on a new thread.
+    public init(_ body: @escaping @Sendable () throws -> Value) {
         let shared = self.shared
         let thread = Thread {
             let result = Result { try body() }
@@ -56,11 +61,11 @@ final class Background<Value: Sendable>: Sendable {
     }
 
     /// The thread the body runs on.
-    var thread: Thread { threadBox.withLock { $0!.value } }
+    public var thread: Thread { threadBox.withLock { $0!.value } }
 
     /// Waits for the body to end and returns its value, or throws its error,
     /// or throws when it did not end within `timeout`.
-    func join(timeout: Duration = .seconds(30)) throws -> Value {
+    public func join(timeout: Duration = .seconds(30)) throws -> Value {
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         guard done.wait(timeout: .now() + seconds) == .success else {
             throw StepError("the background thread did not finish within \(timeout)")
@@ -72,24 +77,26 @@ final class Background<Value: Sendable>: Sendable {
 
 /// A loop whose `run()` runs on its own thread. Set everything up on the
 /// loop before `start()`; afterwards touch it only through `onLoop`.
-final class LoopThread: @unchecked Sendable {
-    let loop: Loop
+public final class LoopThread: @unchecked Sendable {
+    /// The loop.
+    public let loop: Loop
     private var runner: Background<Void>?
 
-    init(_ loop: Loop) { self.loop = loop }
+    /// Wraps `loop`; `start()` runs it.
+    public init(_ loop: Loop) { self.loop = loop }
 
     /// Starts `run()` on a new thread.
-    func start() {
+    public func start() {
         let loop = Unchecked(loop)
         runner = Background { try loop.value.run() }
     }
 
     /// The loop's thread.
-    var thread: Thread { runner!.thread }
+    public var thread: Thread { runner!.thread }
 
     /// Runs `body` on the loop's thread and returns its result; throws if the
     /// loop does not run it within `timeout`.
-    func onLoop<R>(timeout: Duration = .seconds(30), _ body: @escaping (Loop) -> R) throws -> R {
+    public func onLoop<R>(timeout: Duration = .seconds(30), _ body: @escaping (Loop) -> R) throws -> R {
         let done = DispatchSemaphore(value: 0)
         let box = Unchecked<R?>(nil)
         let work = Unchecked(body)
@@ -106,14 +113,14 @@ final class LoopThread: @unchecked Sendable {
     }
 
     /// Waits for `run()` to return (after a stop from anywhere).
-    func join(timeout: Duration = .seconds(30)) throws {
+    public func join(timeout: Duration = .seconds(30)) throws {
         try runner?.join(timeout: timeout)
     }
 
     /// Waits until the loop's thread sleeps in `epoll_wait`, so that what the
     /// test sends next must wake it; throws if it is not seen there within
     /// `timeout`.
-    func waitUntilBlocked(timeout: Duration = .seconds(30)) throws {
+    public func waitUntilBlocked(timeout: Duration = .seconds(30)) throws {
         guard let thread = try onLoop({ _ in currentThreadID() }) else {
             throw StepError("the loop thread's id is not in /proc/thread-self")
         }
@@ -123,31 +130,20 @@ final class LoopThread: @unchecked Sendable {
     }
 
     /// Stops the loop from this thread and waits for `run()` to return.
-    func stop() throws {
+    public func stop() throws {
         loop.handle.stop()
         try join()
     }
 }
 
 /// The monotonic clock, for measuring how long something took.
-func now() -> Duration {
+public func now() -> Duration {
     .nanoseconds(system_clock_gettime_monotonic())
-}
-
-/// Polls `condition` every few milliseconds until it holds or `timeout`
-/// passes; returns whether it held.
-func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = now() + timeout
-    while now() < deadline {
-        if try condition() { return true }
-        Thread.sleep(forTimeInterval: 0.005)
-    }
-    return try condition()
 }
 
 /// Calls `runOnce` until `condition` holds or `timeout` passes; returns
 /// whether it held. For loops driven from the test's own task.
-func drive(_ loop: Loop, timeout: Duration = .seconds(30), until condition: () -> Bool) throws -> Bool {
+public func drive(_ loop: Loop, timeout: Duration = .seconds(30), until condition: () -> Bool) throws -> Bool {
     let deadline = now() + timeout
     while !condition() {
         if now() >= deadline { return false }

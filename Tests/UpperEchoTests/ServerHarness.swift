@@ -1,5 +1,6 @@
 import Foundation
 import Selectors
+import TestSupport
 import UpperEcho
 
 @testable import Reactor

@@ -1,6 +1,7 @@
 import CEpollShim
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 import UpperEcho
 
@@ -29,7 +30,7 @@ struct ManyClientsTests {
         #expect(try harness.stats().peakQueued >= TCPConnection.Options().highWaterMark, "nothing was ever queued")
         for index in 5..<100 {
             let client = try TestClient(port: harness.port)
-            #expect(try client.roundTrip("idle \(index)") == "IDLE \(index)")
+            #expect(try client.echo("idle \(index)") == "IDLE \(index)")
             clients.append(client)
         }
         #expect(try harness.waitForStats { $0.open == 100 }.open == 100)

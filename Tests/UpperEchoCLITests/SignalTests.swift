@@ -3,10 +3,10 @@ import Syscalls
 import TestSupport
 import Testing
 
-extension UpperEchoTests {
+extension UpperEchoCLITests {
     @Suite struct Signals {
         /// The counters of the `stopped` line the server logs on standard error as it exits.
-        static func finalStats(_ server: UpperEchoProcess) -> [String: Int]? {
+        static func finalStats(_ server: ServerProcess) -> [String: Int]? {
             guard waitUntil({ server.errors.reachedEnd }),
                 let line = server.errors.lines.last(where: { $0.contains(" stopped open=") })
             else { return nil }
@@ -15,7 +15,7 @@ extension UpperEchoTests {
 
         @Test(arguments: [SIGTERM, SIGINT])
         func underLoadASignalDeliversTheQueuedRepliesThenEndOfFileAndExits0(signal: CInt) throws {
-            let server = try UpperEchoProcess(["--port", "0"] + Self.longGrace)
+            let server = try ServerProcess("upper-echo", ["--port", "0"] + Self.longGrace)
             defer { server.stop() }
             let port = try #require(server.waitForPort())
             let clients = try (0..<4).map { try StreamingClient(index: $0, port: port) }
@@ -55,7 +55,7 @@ extension UpperEchoTests {
         /// reading at its high-water mark). Returns how many bytes were sent,
         /// or `nil` if that did not happen within `timeout`.
         static func fillBuffers(
-            _ client: TestClient, _ server: UpperEchoProcess, queued: Int = 64 * 1024,
+            _ client: TestClient, _ server: ServerProcess, queued: Int = 64 * 1024,
             timeout: Duration = .seconds(120), _ byte: (Int) -> UInt8
         ) -> Int? {
             let deadline = ContinuousClock.now + timeout
@@ -69,7 +69,7 @@ extension UpperEchoTests {
         }
 
         /// The server has begun its shutdown: it logged the signal.
-        static func waitForShutdownToStart(_ server: UpperEchoProcess) -> Bool {
+        static func waitForShutdownToStart(_ server: ServerProcess) -> Bool {
             waitUntil(timeout: .seconds(60)) {
                 server.errors.lines.contains { $0.hasSuffix("shutting down") } || !server.process.isRunning
             }
@@ -79,7 +79,7 @@ extension UpperEchoTests {
         /// the ones queued in the server's kernel send buffer to a reset,
         /// because the server closed the socket with input still unread.
         @Test func repliesQueuedForAClientThatReadsOnlyAfterSIGTERMAreAllDelivered() throws {
-            let server = try UpperEchoProcess(["--port", "0"] + Self.longGrace)
+            let server = try ServerProcess("upper-echo", ["--port", "0"] + Self.longGrace)
             defer { server.stop() }
             let port = try #require(server.waitForPort())
             let client = try TestClient(port: port, timeout: .seconds(60))
@@ -114,7 +114,7 @@ extension UpperEchoTests {
         /// drops its replies and closes it, and still exits 0.
         @Test func aClientThatNeverReadsIsCutAtTheGraceAndTheServerExits0() throws {
             let grace = Duration.seconds(1)
-            let server = try UpperEchoProcess(["--port", "0", "--shutdown-grace", "1"])
+            let server = try ServerProcess("upper-echo", ["--port", "0", "--shutdown-grace", "1"])
             defer { server.stop() }
             let port = try #require(server.waitForPort())
             let client = try TestClient(port: port, timeout: .seconds(60))

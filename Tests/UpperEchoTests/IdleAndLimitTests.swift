@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import UpperEcho
 
@@ -17,7 +18,7 @@ struct IdleAndLimitTests {
             // the idle connection opens until it was closed: a whole timeout.
             var index = 0
             while idleEnded.current == 0 {
-                let reply = try busy.roundTrip("ping \(index)")
+                let reply = try busy.echo("ping \(index)")
                 guard reply == "PING \(index)" else { throw StepError("round trip \(index) got \(reply)") }
                 index += 1
                 Thread.sleep(forTimeInterval: 0.01)
@@ -32,7 +33,7 @@ struct IdleAndLimitTests {
         #expect(closed, "the idle connection was not closed within 30 s")
         #expect(elapsed >= .seconds(1), "closed \(elapsed) after connecting, before the 1 s idle timeout")
         try talker.join()
-        #expect(try busy.roundTrip("last") == "LAST", "the busy connection was closed")
+        #expect(try busy.echo("last") == "LAST", "the busy connection was closed")
         let stats = try server.stats()
         #expect(stats.idleClosed == 1)
         #expect(stats.open == 1)
@@ -43,21 +44,21 @@ struct IdleAndLimitTests {
         let server = try ServerHarness { $0.maxConnections = 2 }
         defer { try? server.shutdown() }
         let first = try TestClient(port: server.port)
-        #expect(try first.roundTrip("one") == "ONE")
+        #expect(try first.echo("one") == "ONE")
         let second = try TestClient(port: server.port)
-        #expect(try second.roundTrip("two") == "TWO")
+        #expect(try second.echo("two") == "TWO")
         let third = try TestClient(port: server.port)
         #expect(third.receivesEndOfInput(), "the connection over the limit was not closed")
         var stats = try server.waitForStats { $0.refused == 1 }
         #expect(stats.refused == 1)
         #expect(stats.accepted == 3)
         #expect(stats.open == 2)
-        #expect(try first.roundTrip("still") == "STILL")
+        #expect(try first.echo("still") == "STILL")
         // Below the limit again, a new connection is served.
         second.close()
         _ = try server.waitForStats { $0.open == 1 }
         let fourth = try TestClient(port: server.port)
-        #expect(try fourth.roundTrip("four") == "FOUR")
+        #expect(try fourth.echo("four") == "FOUR")
         stats = try server.stats()
         #expect(stats.refused == 1)
         #expect(stats.open == 2)

@@ -1,6 +1,7 @@
 import CEpollShim
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 import UpperEcho
 
@@ -63,7 +64,7 @@ struct FlowControlTests {
         let server = try ServerHarness()
         defer { try? server.shutdown() }
         let bystander = try TestClient(port: server.port)
-        #expect(try bystander.roundTrip("hello") == "HELLO")
+        #expect(try bystander.echo("hello") == "HELLO")
         let resetter = try TestClient(port: server.port, receiveBuffer: 4096)
         #expect(try server.waitForStats { $0.open == 2 }.open == 2)
         let serverSide = try #require(
@@ -77,7 +78,7 @@ struct FlowControlTests {
         #expect(stats.open == 1)
         #expect(try server.sourceCount() == server.baselineSources + 1)
         #expect(!openSocketInodes().contains(serverSide), "the server kept the reset connection's descriptor")
-        #expect(try bystander.roundTrip("still served") == "STILL SERVED")
+        #expect(try bystander.echo("still served") == "STILL SERVED")
         bystander.close()
         #expect(try server.waitForStats { $0.open == 0 }.open == 0)
         #expect(try server.sourceCount() == server.baselineSources)

@@ -1,5 +1,6 @@
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 import UpperEcho
 
@@ -8,9 +9,9 @@ import UpperEcho
 /// suites included, because several tests measure the server's CPU time and
 /// open a thousand sockets; every wait is bounded.
 @Suite(.serialized, .timeLimit(.minutes(3)))
-struct UpperEchoTests {}
+struct UpperEchoCLITests {}
 
-extension UpperEchoTests {
+extension UpperEchoCLITests {
     @Suite struct Startup {
         @Test(arguments: ["epoll", "poll", "select"])
         func theOneListeningLineNamesTheBackendAndARoundTripWorks(backend: String) throws {
@@ -37,7 +38,7 @@ extension UpperEchoTests {
             try system_listen(holder, 1).get()
             let port = try system_getsockname(holder).get().port
 
-            let server = try UpperEchoProcess(["--port", "\(port)"])
+            let server = try ServerProcess("upper-echo", ["--port", "\(port)"])
             defer { server.stop() }
             try #require(server.waitForExit(), "upper-echo is still running on a port in use")
             #expect(server.exited(with: 1))
@@ -54,9 +55,8 @@ extension UpperEchoTests {
             try withUpperEcho(["--host", "localhost"]) { server, port in
                 // localhost is 127.0.0.1 or ::1, whichever the resolver gives first and binds.
                 let line = try #require(server.listeningLine)
-                #expect(["127.0.0.1", "[::1]"].contains(line.host), "listening on \(line.host)")
-                let host = line.host == "[::1]" ? "::1" : line.host
-                let client = try TestClient(port: port, host: host)
+                #expect(["127.0.0.1", "::1"].contains(line.host), "listening on \(line.host)")
+                let client = try TestClient(port: port, host: line.host)
                 #expect(client.roundTrip("hello, localhost!"))
             }
         }
@@ -65,7 +65,7 @@ extension UpperEchoTests {
         /// address (so it is looked up as a name).
         @Test(arguments: ["nosuch.invalid", "999.1.1.1"])
         func aHostThatDoesNotResolveIsOneLineOnStandardErrorAndExitStatus1(host: String) throws {
-            let server = try UpperEchoProcess(["--host", host, "--port", "0"])
+            let server = try ServerProcess("upper-echo", ["--host", host, "--port", "0"])
             defer { server.stop() }
             try #require(server.waitForExit())
             #expect(server.exited(with: 1))
@@ -78,7 +78,7 @@ extension UpperEchoTests {
         }
 
         @Test func versionPrintsTheNameAndTheVersion() throws {
-            let server = try UpperEchoProcess(["--version"])
+            let server = try ServerProcess("upper-echo", ["--version"])
             defer { server.stop() }
             try #require(server.waitForExit())
             #expect(server.exited(with: 0))
@@ -100,7 +100,7 @@ extension UpperEchoTests {
             (["--shutdown-grace", "soon", "--port", "0"], "'soon' is invalid for '--shutdown-grace"),
         ])
         func aBadFlagIsAUsageError(arguments: [String], error: String) throws {
-            let server = try UpperEchoProcess(arguments)
+            let server = try ServerProcess("upper-echo", arguments)
             defer { server.stop() }
             try #require(server.waitForExit())
             #expect(server.exited(with: 64))

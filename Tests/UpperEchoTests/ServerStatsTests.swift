@@ -1,6 +1,7 @@
 import CEpollShim
 import Foundation
 import Syscalls
+import TestSupport
 import Testing
 import UpperEcho
 
@@ -45,7 +46,7 @@ struct ServerStatsTests {
         #expect(stats.probeResets == 1 && stats.resets == 0, "\(stats)")
 
         let client = try TestClient(port: server.port)
-        #expect(try client.roundTrip("hello") == "HELLO")
+        #expect(try client.echo("hello") == "HELLO")
         try client.closeWithReset()
         stats = try server.waitForStats(timeout: .seconds(60)) { $0.closed == 2 }
         #expect(stats.probeResets == 1 && stats.resets == 1, "\(stats)")
@@ -57,7 +58,7 @@ struct ServerStatsTests {
         let server = try ServerHarness()
         defer { try? server.shutdown() }
         let client = try TestClient(port: server.port)
-        #expect(try client.roundTrip("abc") == "ABC")
+        #expect(try client.echo("abc") == "ABC")
         let stats = try server.waitForStats(timeout: .seconds(60)) { $0.bytesOut == 3 }
         #expect(stats.accepted == 1 && stats.open == 1 && stats.bytesIn == 3 && stats.bytesOut == 3, "\(stats)")
     }
@@ -82,53 +83,28 @@ struct ServerStatsTests {
         #expect(Endpoint(host: "127.0.0.1", port: 8000).description == "127.0.0.1:8000")
         #expect(Endpoint(host: "::1", port: 8000).description == "[::1]:8000")
     }
-}
 
-/// `TCPListener.Options.maxConnections`: the listener refuses, not its owner.
-@Suite("TCPListener's connection limit", .timeLimit(.minutes(1)))
-struct ListenerLimitTests {
-    final class Owner: TCPConnectionHandler {
-        var connections: [TCPConnection] = []
-        weak var listener: TCPListener?
-        func connection(_ connection: TCPConnection, didRead bytes: UnsafeMutableRawBufferPointer) {
-            connection.write(UnsafeRawBufferPointer(bytes))
-        }
-        func connectionDidClose(_ connection: TCPConnection, reason: TCPConnection.CloseReason) {
-            connections.removeAll { $0 === connection }
-            listener?.connectionDidClose()
-        }
-    }
-
-    @Test("beyond maxConnections a connection is closed on arrival and never handed out")
-    func refusesBeyondTheLimit() throws {
+    @Test("UpperEchoServer counts accept pauses in its stats")
+    func serverCountsPauses() throws {
         let loop = try makeLoop()
-        let owner = Owner()
-        var options = TCPListener.Options()
-        options.maxConnections = 1
-        var handedOut = 0
-        let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0, options: options) { fd in
-            handedOut += 1
-            owner.connections.append(try! TCPConnection(loop: loop, fileDescriptor: fd, handler: owner))
-        }
-        owner.listener = listener
+        var configuration = Configuration()
+        configuration.port = 0
+        let server = try UpperEchoServer(loop: loop, configuration: configuration)
         defer {
-            listener.close()
-            for connection in owner.connections { connection.abort() }
+            // The grace timer closes what is left on the next iteration.
+            server.shutdown(grace: .zero)
+            try? loop.runOnce(timeout: .zero)
         }
-        let first = try TestClient(port: listener.localAddress.port)
-        #expect(try drive(loop, timeout: .seconds(30)) { listener.openCount == 1 })
-        let second = try TestClient(port: listener.localAddress.port, timeout: .seconds(30))
-        #expect(try drive(loop, timeout: .seconds(30)) { listener.refusedCount == 1 })
-        #expect(second.receivesEndOfInput(), "the connection over the limit was not closed")
-        #expect(handedOut == 1 && listener.acceptedCount == 2 && listener.openCount == 1)
-
-        // One closes: the next is handed out.
-        first.close()
-        #expect(try drive(loop, timeout: .seconds(30)) { listener.openCount == 0 })
-        let third = try TestClient(port: listener.localAddress.port)
-        #expect(try drive(loop, timeout: .seconds(30)) { handedOut == 2 })
-        try third.send("hi")
-        #expect(try drive(loop, timeout: .seconds(30)) { owner.connections.first?.bytesSent == 2 })
-        #expect(third.receiveText("hi") == "hi")
+        let client = try TestClient(port: server.localAddress.port)
+        try client.send("x")
+        let mock = SyscallMock()
+        mock.force(.tooManyOpenFiles, on: .accept4)
+        try mock.install {
+            try loop.runOnce(timeout: .seconds(30))
+            #expect(server.stats.acceptPauses == 1)
+            #expect(try drive(loop) { server.stats.bytesOut == 1 })
+        }
+        #expect(server.stats.accepted == 1)
+        #expect(client.receiveText("X") == "X")
     }
 }

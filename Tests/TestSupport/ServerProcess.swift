@@ -1,0 +1,134 @@
+import Foundation
+import Syscalls
+
+/// One of the package's servers (`upper-echo`, `seed-server`) running as a
+/// child process, with what tests read about it: its `listening on` line,
+/// its output, its `stats` counters (SIGHUP) and final `stopped` line, and
+/// from `/proc` its descriptors, memory and CPU time. Call `stop()` in a
+/// `defer`.
+public final class ServerProcess {
+    /// The child process.
+    public let child: ChildProcess
+    /// The process, for its termination status.
+    public var process: Process { child.process }
+    /// What the server wrote on standard output.
+    public var output: OutputCollector { child.output }
+    /// What the server wrote on standard error.
+    public var errors: OutputCollector { child.errors }
+    /// The server's process ID.
+    public var pid: pid_t { child.pid }
+    /// Whether the server still runs.
+    public var isRunning: Bool { child.isRunning }
+
+    /// Starts `executable arguments...`, without waiting for it to listen;
+    /// with `descriptorLimit`, under `ulimit -n LIMIT` (same pid: `exec`).
+    public init(_ executable: String, _ arguments: [String], descriptorLimit: Int? = nil) throws {
+        child = try ChildProcess(executable, arguments, descriptorLimit: descriptorLimit)
+    }
+
+    /// Starts `upper-echo --port 0 arguments...` and waits (bounded) for its
+    /// `listening on` line; throws, with its standard error, if none comes.
+    public static func upperEcho(_ arguments: [String] = [], descriptorLimit: Int? = nil) throws -> ServerProcess {
+        let server = try ServerProcess("upper-echo", ["--port", "0"] + arguments, descriptorLimit: descriptorLimit)
+        guard server.waitForPort() != nil else {
+            server.child.kill()
+            throw SpawnError(description: "upper-echo printed no listening line; stderr: \(server.errors.text)")
+        }
+        return server
+    }
+
+    /// The `listening on HOST:PORT` line (upper-echo adds ` (BACKEND)`), once
+    /// it is complete.
+    public var listeningLine: (host: String, port: UInt16, backend: String?)? {
+        guard let line = output.lines.first(where: { $0.hasPrefix("listening on ") }),
+            output.text.contains(line + "\n")
+        else { return nil }
+        let address = line.dropFirst("listening on ".count).split(separator: " ", maxSplits: 1)
+        guard let first = address.first, let colon = first.lastIndex(of: ":"),
+            let port = UInt16(first[first.index(after: colon)...])
+        else { return nil }
+        var host = first[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        let backend = address.count > 1 ? String(address[1].dropFirst().dropLast()) : nil
+        return (String(host), port, backend)
+    }
+
+    /// The listening port; 0 before the line came (see `waitForPort`).
+    public var port: UInt16 { listeningLine?.port ?? 0 }
+
+    /// Waits (bounded) for the listening line and returns its port, or `nil`
+    /// if the server exited or printed none.
+    public func waitForPort(timeout: Duration = .seconds(60)) -> UInt16? {
+        _ = waitUntil(timeout: timeout) { listeningLine != nil || !process.isRunning }
+        return listeningLine?.port
+    }
+
+    /// How many lines of the output are exactly `line`.
+    public func count(_ line: String) -> Int {
+        output.text.split(separator: "\n", omittingEmptySubsequences: false).filter { $0 == line }.count
+    }
+
+    /// Sends `signal` to the server if it still runs.
+    public func send(_ signal: CInt) { child.send(signal) }
+
+    /// Asks for a `stats` line with SIGHUP and returns its counters by name,
+    /// or `nil` if no new line came within 30 s.
+    public func stats() -> [String: Int]? { child.stats() }
+
+    /// The counters of the `stopped` line upper-echo logs on standard error
+    /// as it exits, once the process has ended.
+    public func finalStats() -> [String: Int]? {
+        guard waitUntil({ errors.reachedEnd }),
+            let line = errors.lines.last(where: { $0.contains(" stopped open=") })
+        else { return nil }
+        return statsCounters(in: line)
+    }
+
+    /// The descriptors the server holds: the entries of `/proc/PID/fd`.
+    public func openDescriptors() -> [CInt] { child.openDescriptors() }
+
+    /// How many descriptors the server holds.
+    public func openDescriptorCount() -> Int { openDescriptors().count }
+
+    /// Polls (bounded) until the server holds `count` descriptors; returns
+    /// the last count seen.
+    public func waitForDescriptorCount(_ count: Int, timeout: Duration = .seconds(30)) -> Int {
+        var seen = openDescriptorCount()
+        _ = waitUntil(timeout: timeout) {
+            seen = openDescriptorCount()
+            return seen == count
+        }
+        return seen
+    }
+
+    /// Resident memory now (`VmRSS`), in KiB.
+    public func residentKilobytes() -> Int? { statusField("VmRSS:") }
+
+    /// The peak resident memory so far (`VmHWM`), in KiB.
+    public func peakResidentKilobytes() -> Int? { statusField("VmHWM:") }
+
+    private func statusField(_ name: String) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return Int(line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
+        }
+        return nil
+    }
+
+    /// The CPU time the server has used so far.
+    public func cpuTime() -> Duration? { child.cpuTime() }
+
+    /// The CPU the server uses during `window`, as a fraction of one core.
+    public func cpuLoad(over window: Duration = .seconds(1)) -> Double? { child.cpuLoad(over: window) }
+
+    /// Waits (bounded) for the server to exit by itself.
+    public func waitForExit(timeout: Duration = .seconds(60)) -> Bool { child.waitForExit(timeout: timeout) }
+
+    /// Whether the server exited normally with `status`.
+    public func exited(with status: CInt) -> Bool { child.exited(with: status) }
+
+    /// SIGTERM, then SIGKILL if the server still runs after 5 s; returns
+    /// whether SIGTERM alone was enough.
+    @discardableResult
+    public func stop() -> Bool { child.stop() }
+}
