@@ -34,7 +34,7 @@ extension ReliabilityTests {
         let highWaterMark = 64 * 1024
         // The soak form sends at least 16 MiB per client, held back or not.
         let minimum = Soak.pick(short: 0, soak: 16) << 20
-        let slowPhaseLimit = Duration.seconds(Soak.pick(short: 90, soak: 300))
+        let slowPhaseLimit = Duration.seconds(Soak.pick(short: 300, soak: 600))
         let slackKilobytes = 4 * 1024
         let perClientKilobytes = 64 + 64
         let server = try ServerProcess.upperEcho()
@@ -44,7 +44,8 @@ extension ReliabilityTests {
         let port = server.port
 
         let connections = try (0..<clients).map { _ in
-            try Client(port: port, timeout: .seconds(120), receiveBuffer: 32 * 1024, sendBuffer: 64 * 1024)
+            try Client(
+                port: port, timeout: slowPhaseLimit + .seconds(60), receiveBuffer: 32 * 1024, sendBuffer: 64 * 1024)
         }
         let senders = (0..<clients).map { _ in SenderProgress() }
         let results = Lock<[Int: Verification]>([:])
@@ -55,7 +56,7 @@ extension ReliabilityTests {
         let monitored = Monitored(server)
         let start = ContinuousClock.now
         let slowPhaseEnd = start + slowPhaseLimit
-        let finished = runThreads(2 * clients + 1, timeout: .seconds(Soak.pick(short: 300, soak: 900))) { thread in
+        let finished = runThreads(2 * clients + 1, timeout: .seconds(Soak.pick(short: 600, soak: 1200))) { thread in
             if thread == 2 * clients {
                 // The monitor: until the server reports a queue at the high
                 // water mark, no reader leaves its slow phase.
