@@ -196,7 +196,10 @@ public final class TCPConnection: EventSource {
         self.options = options
         self.descriptor = fileDescriptor
         self.owner = handler
-        self.lastActivity = loop.iterationTime
+        // The clock now, not the iteration's time: a connection accepted late
+        // in a long iteration would otherwise look older than it is, and its
+        // idle timeout could fire early.
+        self.lastActivity = loop.clock.now()
         self.tracksActivity = options.idleTimeout != nil
         self.readBuffer = loop.readBuffer
         self.readsPerWakeup = options.readsPerWakeup
