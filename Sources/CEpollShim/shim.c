@@ -4,6 +4,8 @@
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -80,3 +82,17 @@ int cepoll_signal_ignore(int signo) {
 static _Thread_local char cepoll_thread_marker;
 
 const void *cepoll_current_thread_token(void) { return &cepoll_thread_marker; }
+
+int cepoll_affinity_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+    return CPU_COUNT(&set);
+}
+
+int cepoll_set_thread_name(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof(truncated) - 1);
+    truncated[sizeof(truncated) - 1] = '\0';
+    return pthread_setname_np(pthread_self(), truncated);
+}

@@ -141,6 +141,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         running = true
         defer {
             running = false
+            handle.markWaiting()
             handle.clearStop()
         }
         while running && !handle.isStopRequested {
@@ -167,6 +168,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         // The time again for the timers, which may have come due during the
         // dispatch; without timers, the time the dispatch took is enough.
         if !timeTaken || !timers.isEmpty { time = clock.now() }
+        if !timeTaken { handle.markBusy(time) }
         // 4. Timers that are due.
         while let due = timers.popDue(now: time) { due() }
         // 5. Deferred work, including what it defers in turn on the next iteration.
@@ -177,6 +179,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// read the time (it does once per wake-up, at the first event).
     private func dispatchIO(wait: Duration?) throws -> Bool {
         var timeTaken = false
+        handle.markWaiting()
         dispatching = true
         defer {
             dispatching = false
@@ -185,6 +188,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         try selector.select(timeout: wait) { key, ready in
             if !timeTaken {
                 time = clock.now()
+                handle.markBusy(time)
                 timeTaken = true
             }
             // The connection, the common case, is called directly, so that its

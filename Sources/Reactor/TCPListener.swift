@@ -52,16 +52,57 @@ public final class TCPListener: EventSource {
     private unowned let loop: any EventLoopContext
     private let options: Options
     private let onAccept: (FileDescriptor) -> Void
+    // The listening socket; under `.acceptor`, the other loops' listeners
+    // watch their hand-off eventfd instead and have none (-1).
     private var descriptor: CInt
     private var id: SourceID?
     private var backoff: Duration
     private var resumeTimer: TimerID?
+    private let role: Role
+    // Under `.acceptor`, loop 0's: the next loop in turn, and each loop's
+    // handle for the stall check (once every loop has set its own).
+    private var nextInTurn = 0
+    private var memberHandles: [EventLoopHandle] = []
+    // A worker's batch of hand-offs, reused.
+    private var batch: [CInt] = []
+
+    /// What this listener is in its group, if any.
+    private enum Role {
+        /// Alone: its own socket, its own limit.
+        case standalone
+        /// One loop of a group, with its own socket (`.reusePort`).
+        case reusePort(GroupListener, member: Int)
+        /// Loop 0 under `.acceptor`: accepts for every loop.
+        case acceptor(GroupListener)
+        /// Another loop under `.acceptor`: serves what loop 0 hands it.
+        case worker(GroupListener, member: Int)
+
+        var group: GroupListener? {
+            switch self {
+            case .standalone: nil
+            case .reusePort(let group, _), .acceptor(let group), .worker(let group, _): group
+            }
+        }
+
+        var member: Int {
+            switch self {
+            case .standalone, .acceptor: 0
+            case .reusePort(_, let member), .worker(_, let member): member
+            }
+        }
+    }
 
     /// The bound address, with the real port when 0 was asked for.
     public let localAddress: Endpoint
 
-    /// How many connections were accepted, refused ones included.
+    /// How many connections were accepted, refused ones included. In a
+    /// group, the connections this loop was given to serve (and those it
+    /// refused): under `.acceptor`, loop 0 does not count those it handed to
+    /// other loops (see `handedOffCount`), so the loops' counts add up.
     public private(set) var acceptedCount = 0
+
+    /// Under `.acceptor`, on loop 0: the connections it handed to other loops.
+    public private(set) var handedOffCount = 0
 
     /// How many accepted connections were closed at once because
     /// `maxConnections` were open.
@@ -106,6 +147,7 @@ public final class TCPListener: EventSource {
         self.options = options
         self.onAccept = onAccept
         self.backoff = options.initialBackoff
+        role = .standalone
         descriptor = try Socket.listen(on: address, backlog: options.backlog, reusePort: options.reusePort)
         switch system_getsockname(descriptor) {
         case .success(let bound): localAddress = Endpoint(host: bound.host, port: bound.port)
@@ -121,27 +163,79 @@ public final class TCPListener: EventSource {
         }
     }
 
+    /// Serves loop `member`'s part of `group` on `loop`, its loop: under
+    /// `.reusePort` it accepts from its own socket; under `.acceptor`, loop 0
+    /// accepts and hands connections out, and every other loop serves what it
+    /// is handed. Each connection this loop is to serve reaches `onAccept`,
+    /// on this loop's thread. Call it in `LoopGroup`'s set-up, once per loop.
+    ///
+    /// The group's `options` apply, and its `maxConnections` counts the open
+    /// connections of every loop together.
+    ///
+    /// - Throws: `SocketError` if the socket or hand-off eventfd cannot be
+    ///   watched, or `member` was already served.
+    public init(
+        loop: any EventLoopContext,
+        group: GroupListener,
+        member: Int,
+        onAccept: @escaping (FileDescriptor) -> Void
+    ) throws(SocketError) {
+        precondition(member >= 0 && member < group.loops, "member \(member) of a group of \(group.loops)")
+        self.loop = loop
+        self.options = group.options
+        self.onAccept = onAccept
+        self.backoff = group.options.initialBackoff
+        localAddress = group.localAddress
+        let watched: CInt
+        switch group.balance {
+        case .reusePort:
+            role = .reusePort(group, member: member)
+            descriptor = group.takeSocket(member) ?? -1
+            watched = descriptor
+        case .acceptor where member == 0:
+            role = .acceptor(group)
+            descriptor = group.takeSocket(0) ?? -1
+            watched = descriptor
+        case .acceptor:
+            role = .worker(group, member: member)
+            descriptor = -1
+            watched = group.members[member].eventFD.fileDescriptor.rawValue
+        }
+        super.init()
+        guard watched >= 0 else {
+            throw SocketError("serve loop \(member) of", .invalidArgument, address: "\(localAddress) (taken before)")
+        }
+        group.members[member].handle.withLock { $0 = loop.handle }
+        do {
+            id = try loop.register(self, fileDescriptor: FileDescriptor(rawValue: watched), interest: .read)
+        } catch {
+            if descriptor >= 0 { _ = system_close(descriptor) }
+            descriptor = -1
+            throw SocketError("watch", error.errno ?? .noMemory, address: "\(localAddress)")
+        }
+    }
+
     deinit {
         // Still open only if the loop let go of it without `close()` (the
         // loop was released): the loop is gone, the socket need not be.
         if descriptor >= 0 { _ = system_close(descriptor) }
+        // Hand-offs never picked up: nobody will serve them.
+        if case .worker(let group, let member) = role, id != nil {
+            group.members[member].take(into: &batch, closing: true)
+            for client in batch { _ = system_close(client) }
+        }
     }
 
-    /// Accepts up to `acceptsPerWakeup` connections.
+    /// Accepts up to `acceptsPerWakeup` connections (under `.acceptor`, on
+    /// the other loops: takes what loop 0 handed over).
     public override func handle(_ ready: Interest) {
+        if case .worker(let group, let member) = role { return takeHandOffs(group.members[member], closing: false) }
         for _ in 0..<options.acceptsPerWakeup {
             switch Socket.accept(descriptor) {
             case .success(.processed(let client)):
-                acceptedCount += 1
                 backoff = options.initialBackoff
-                if let limit = options.maxConnections, openCount >= limit {
-                    refusedCount += 1
-                    _ = system_close(client)
-                    continue
-                }
-                openCount += 1
                 if options.noDelay { _ = system_setsockopt(client, .noDelay, 1) }
-                onAccept(FileDescriptor(rawValue: client))
+                route(client)
             case .success(.wouldBlock):
                 return
             case .failure(let errno) where Self.isOutOfDescriptors(errno):
@@ -155,11 +249,101 @@ public final class TCPListener: EventSource {
         }
     }
 
+    /// Serves a new connection here, hands it to another loop, or refuses it.
+    private func route(_ client: CInt) {
+        guard case .acceptor(let group) = role, group.loops > 1 else { return serve(client) }
+        guard group.admit() else {
+            acceptedCount += 1
+            refusedCount += 1
+            _ = system_close(client)
+            return
+        }
+        let target = choose(in: group)
+        if target != 0 && group.members[target].hand(client) {
+            group.members[target].given.add(1, ordering: .relaxed)
+            handedOffCount += 1
+        } else {
+            group.members[0].given.add(1, ordering: .relaxed)
+            start(client)
+        }
+    }
+
+    /// Counts and starts (or refuses) a connection this loop serves.
+    private func serve(_ client: CInt) {
+        let admitted: Bool
+        switch role {
+        case .standalone: admitted = options.maxConnections.map { openCount < $0 } ?? true
+        case .reusePort(let group, let member):
+            admitted = group.admit()
+            if admitted { group.members[member].given.add(1, ordering: .relaxed) }
+        case .acceptor, .worker: admitted = true  // admitted by the acceptor
+        }
+        guard admitted else {
+            acceptedCount += 1
+            refusedCount += 1
+            _ = system_close(client)
+            return
+        }
+        start(client)
+    }
+
+    private func start(_ client: CInt) {
+        acceptedCount += 1
+        openCount += 1
+        onAccept(FileDescriptor(rawValue: client))
+    }
+
+    /// Takes the connections loop 0 handed to this loop; when `closing`,
+    /// takes the last of them and accepts no more.
+    private func takeHandOffs(_ member: GroupListener.Member, closing: Bool) {
+        if !closing { _ = member.eventFD.reset() }
+        member.take(into: &batch, closing: closing)
+        for client in batch { start(client) }
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    /// The loop the acceptor hands the next connection to: by the policy,
+    /// among the loops not stalled (all of them, if every one is).
+    private func choose(in group: GroupListener) -> Int {
+        if memberHandles.count < group.loops {
+            memberHandles = group.members.compactMap { $0.handle.withLock { $0 } }
+            if memberHandles.count < group.loops { return 0 }
+        }
+        let now = loop.clock.now()
+        var best = -1
+        var bestLoad = Int.max
+        let policy: AcceptorPolicy
+        if case .acceptor(let chosen) = group.balance { policy = chosen } else { policy = .leastConnections }
+        for pass in 0..<2 {
+            for step in 0..<group.loops {
+                let index = policy == .roundRobin ? (nextInTurn + step) % group.loops : step
+                // Loop 0 runs this code: it is not stalled.
+                if pass == 0 && index != 0
+                    && memberHandles[index].isStalled(longerThan: group.stallLimit, now: now)
+                {
+                    continue
+                }
+                if policy == .roundRobin {
+                    nextInTurn = (index + 1) % group.loops
+                    return index
+                }
+                let load = group.members[index].load
+                if load < bestLoad {
+                    best = index
+                    bestLoad = load
+                }
+            }
+            if best >= 0 { return best }
+        }
+        return 0
+    }
+
     /// Tells the listener that a connection it handed out is closed: one
     /// fewer counts against `maxConnections`, and accepting resumes at once if
     /// it was paused for want of descriptors.
     public func connectionDidClose() {
         openCount = max(openCount - 1, 0)
+        if let group = role.group { group.connectionClosed(on: role.member) }
         resumeAccepting()
     }
 
@@ -170,15 +354,22 @@ public final class TCPListener: EventSource {
         resume()
     }
 
-    /// Stops listening and closes the socket; later calls do nothing.
+    /// Stops listening and closes the socket; later calls do nothing. Under
+    /// `.acceptor`, another loop's listener instead takes what loop 0 has
+    /// handed it so far (`onAccept` sees those) and takes no more: loop 0
+    /// serves itself what it would have handed this one.
     public func close() {
         guard let id else { return }
         if let timer = resumeTimer { loop.cancel(timer) }
         resumeTimer = nil
         loop.unregister(id)
-        _ = system_close(descriptor)
-        descriptor = -1
         self.id = nil
+        if case .worker(let group, let member) = role {
+            takeHandOffs(group.members[member], closing: true)
+        } else {
+            _ = system_close(descriptor)
+            descriptor = -1
+        }
     }
 
     private static func isOutOfDescriptors(_ errno: Errno) -> Bool {

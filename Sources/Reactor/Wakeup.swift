@@ -15,6 +15,9 @@ public final class EventLoopHandle: Sendable {
     let eventFD: EventFD
     private let queue = Lock<[@Sendable (any EventLoopContext) -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
+    // The loop's clock reading when its current busy period began (it
+    // returned from the wait); 0 while it waits, or does not run.
+    private let busy = Atomic<UInt64>(0)
 
     init() throws(EpollError) {
         eventFD = try EventFD()
@@ -22,10 +25,41 @@ public final class EventLoopHandle: Sendable {
 
     /// Runs `body` on the loop's thread, during its next iteration. Safe from
     /// any thread. Work enqueued after the loop has stopped for good never runs.
+    ///
+    /// Only the first `execute` into an empty queue writes the loop's
+    /// eventfd: a burst of work costs one wake-up, not one system call each.
     public func execute(_ body: @escaping @Sendable (any EventLoopContext) -> Void) {
-        queue.withLock { $0.append(body) }
-        eventFD.signal()
+        let first = queue.withLock { work in
+            work.append(body)
+            return work.count == 1
+        }
+        if first { eventFD.signal() }
     }
+
+    /// When the loop's current busy period began, as a reading of its clock:
+    /// the moment it came back from waiting for readiness. `nil` while it
+    /// waits, and while it does not run. A value far in the past means a
+    /// handler has held the loop that long: `LoopGroup`'s acceptor hands such
+    /// a loop no new connection.
+    public var busySince: UInt64? {
+        let since = busy.load(ordering: .relaxed)
+        return since == 0 ? nil : since
+    }
+
+    /// Whether the loop has been busy, without waiting once, for longer than
+    /// `limit` at `now` (a reading of the loop's clock).
+    public func isStalled(longerThan limit: Duration, now: UInt64) -> Bool {
+        guard let since = busySince, now > since else { return false }
+        return now - since > nanoseconds(limit)
+    }
+
+    /// The loop is about to wait.
+    @inline(__always)
+    func markWaiting() { busy.store(0, ordering: .relaxed) }
+
+    /// The loop came back from waiting at `time`.
+    @inline(__always)
+    func markBusy(_ time: UInt64) { busy.store(max(time, 1), ordering: .relaxed) }
 
     /// Asks the loop to stop after its current iteration. Safe from any thread.
     public func stop() {
@@ -59,6 +93,8 @@ final class WakeupSource: EventSource {
     }
 
     override func handle(_ ready: Interest) {
+        // Reset before taking the work: an `execute` between the two finds
+        // the queue non-empty and does not signal, and its work is taken here.
         _ = handle.eventFD.reset()
         for work in handle.takeWork() { work(loop) }
         if handle.isStopRequested { loop.stop() }

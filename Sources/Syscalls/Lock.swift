@@ -34,3 +34,52 @@ package final class Lock<State>: @unchecked Sendable {
         return try body(&state)
     }
 }
+
+/// State behind a pthread mutex with a condition variable: threads wait
+/// until the state satisfies a predicate, and whoever changes it wakes them.
+/// For rare hand-shakes (a thread reporting that it started), not hot paths.
+package final class Condition<State>: @unchecked Sendable {
+    // @unchecked: every access to `state` happens with `mutex` held.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private var state: State
+
+    /// Creates a condition guarding `state`.
+    package init(_ state: State) {
+        self.state = state
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        precondition(pthread_mutex_init(mutex, nil) == 0, "pthread_mutex_init failed")
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        precondition(pthread_cond_init(condition, nil) == 0, "pthread_cond_init failed")
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        condition.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` with the state, the lock held, then wakes every waiter.
+    /// The corresponding C function is `pthread_cond_broadcast`.
+    package func update<R>(_ body: (inout State) -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
+        return body(&state)
+    }
+
+    /// Waits until `predicate` holds for the state, then returns what `body`
+    /// makes of it, the lock held throughout. The corresponding C function is
+    /// `pthread_cond_wait`.
+    package func wait<R>(until predicate: (State) -> Bool, then body: (inout State) -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !predicate(state) { pthread_cond_wait(condition, mutex) }
+        return body(&state)
+    }
+}

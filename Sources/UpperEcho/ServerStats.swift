@@ -42,3 +42,24 @@ public struct ServerStats: Sendable, Equatable, CustomStringConvertible {
     /// One line: `stats ` and the `key=value` pairs.
     public var description: String { "stats " + pairs }
 }
+
+extension ServerStats {
+    /// The counters of several servers (the loops of a group) added up;
+    /// `peakQueued` is the largest of theirs.
+    public static func total(_ all: [ServerStats]) -> ServerStats {
+        var sum = ServerStats()
+        for stats in all {
+            sum.accepted += stats.accepted
+            sum.closed += stats.closed
+            sum.refused += stats.refused
+            sum.idleClosed += stats.idleClosed
+            sum.resets += stats.resets
+            sum.probeResets += stats.probeResets
+            sum.bytesIn += stats.bytesIn
+            sum.bytesOut += stats.bytesOut
+            sum.peakQueued = max(sum.peakQueued, stats.peakQueued)
+            sum.acceptPauses += stats.acceptPauses
+        }
+        return sum
+    }
+}

@@ -76,14 +76,45 @@ public final class UpperEchoServer: TCPConnectionHandler {
         // What was asked for, until the listener says what it is bound to.
         localAddress = Endpoint(host: configuration.host, port: configuration.port)
         onShutdownComplete = { [unowned loop] in loop.stop() }
-        var options = TCPListener.Options()
-        options.backlog = configuration.backlog
-        options.maxConnections = configuration.maxConnections
         let listener = try TCPListener(
-            loop: loop, host: configuration.host, port: configuration.port, options: options
+            loop: loop, host: configuration.host, port: configuration.port,
+            options: Self.listenerOptions(configuration)
         ) { [unowned self] in self.accept($0) }
         self.listener = listener
         localAddress = listener.localAddress
+    }
+
+    /// Serves loop `member`'s part of `group` on `loop`: one server per loop
+    /// of a `LoopGroup`, each made in that loop's set-up. The group's socket
+    /// options and limits apply (see `GroupListener(host:port:loops:balance:options:stallLimit:)`
+    /// and `listenerOptions`); `configuration` gives the rest (the
+    /// connections' options, the shutdown grace).
+    ///
+    /// - Throws: `SocketError` if the loop's part of the group cannot be watched.
+    public init(
+        loop: any EventLoopContext,
+        group: GroupListener,
+        member: Int,
+        configuration: Configuration,
+        logger: Logger = Logger(label: "upper-echo"),
+        verbose: ((String) -> Void)? = nil
+    ) throws(SocketError) {
+        self.loop = loop
+        self.configuration = configuration
+        self.logger = logger
+        self.verbose = verbose
+        localAddress = group.localAddress
+        onShutdownComplete = { [unowned loop] in loop.stop() }
+        listener = try TCPListener(loop: loop, group: group, member: member) { [unowned self] in self.accept($0) }
+    }
+
+    /// The listener options `configuration` asks for: its backlog and its
+    /// connection limit.
+    public static func listenerOptions(_ configuration: Configuration) -> TCPListener.Options {
+        var options = TCPListener.Options()
+        options.backlog = configuration.backlog
+        options.maxConnections = configuration.maxConnections
+        return options
     }
 
     /// Upper-cases the bytes in place and writes them back.

@@ -15,7 +15,10 @@ struct UpperEchoCommand: ParsableCommand {
             Prints `listening on HOST:PORT (BACKEND)` once it accepts connections.
             SIGINT or SIGTERM: stop accepting, deliver queued replies (for --shutdown-grace at most), exit 0;
             a second SIGINT or SIGTERM stops at once.
-            SIGHUP: print one `stats ...` line with the server's counters.
+            SIGHUP: print one `stats ...` line with the server's counters (with several loops,
+            a `loop=K ...` line per loop first).
+            --loops N runs N event loops on N threads (default: the CPUs this process may use);
+            --balance says how connections are spread over them.
             Try it: `nc 127.0.0.1 8000`, type a line, get it back upper-cased.
             """,
         version: "upper-echo \(upperEchoVersion)"
@@ -29,6 +32,22 @@ struct UpperEchoCommand: ParsableCommand {
 
     @Option(help: "The readiness backend: epoll, poll or select.")
     var selector: SelectorKind = .epoll
+
+    @Option(
+        help: ArgumentHelp(
+            "How many event loops, each on its own thread.",
+            discussion: "Default: the CPUs in the process's affinity mask (`taskset -c 0` gives 1).",
+            valueName: "n"))
+    var loops: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "How connections are spread over the loops: reuseport, acceptor or acceptor-round-robin.",
+            discussion: """
+                reuseport: one SO_REUSEPORT socket per loop, the kernel picks. acceptor: loop 0 accepts and
+                hands each connection to the loop with the fewest; acceptor-round-robin: to each loop in turn.
+                """))
+    var balance: Balance = .reusePort
 
     @Option(help: "The kernel's queue of connections not yet accepted.")
     var backlog: Int32 = 511
@@ -61,6 +80,7 @@ struct UpperEchoCommand: ParsableCommand {
             throw ValidationError("--shutdown-grace must be a number of seconds from 0 to 86400")
         }
         if backlog < 1 { throw ValidationError("--backlog must be at least 1") }
+        if let loops, !(1...1024).contains(loops) { throw ValidationError("--loops must be from 1 to 1024") }
     }
 
     func run() throws {
@@ -91,9 +111,9 @@ struct UpperEchoCommand: ParsableCommand {
         configuration.shutdownGrace = .nanoseconds(Int64(shutdownGrace * 1e9))
         do {
             switch selector {
-            case .epoll: try serve(EpollSelector<Int>(), configuration, addresses)
-            case .poll: try serve(PollSelector<Int>(), configuration, addresses)
-            case .select: try serve(SelectSelector<Int>(), configuration, addresses)
+            case .epoll: try serve({ try EpollSelector<Int>() }, configuration, addresses)
+            case .poll: try serve({ try PollSelector<Int>() }, configuration, addresses)
+            case .select: try serve({ try SelectSelector<Int>() }, configuration, addresses)
             }
         } catch let error as SocketError {
             system_write_stderr("upper-echo: \(error)\n")
@@ -104,19 +124,17 @@ struct UpperEchoCommand: ParsableCommand {
         }
     }
 
-    /// Runs the server on a loop specialised for one backend, listening on
-    /// the first of `addresses` that binds.
-    private func serve<S: Selector>(_ selector: S, _ configuration: Configuration, _ addresses: [SocketAddress])
-        throws where S.Data == Int
-    {
+    /// Runs the server on loops specialised for one backend, listening on
+    /// the first of `addresses` that binds: on this thread with one loop, on
+    /// a `LoopGroup` with more.
+    private func serve<S: Selector & SendableMetatype>(
+        _ selector: @escaping @Sendable () throws -> S, _ configuration: Configuration, _ addresses: [SocketAddress]
+    ) throws where S.Data == Int {
+        let count = loops ?? LoopGroup<S>.defaultLoopCount
+        if count > 1 { return try serveGroup(count, selector, configuration, addresses) }
         let logger = Logger(label: "upper-echo")
-        let loop = try EventLoop(selector: selector)
-        let verbose: ((String) -> Void)? =
-            self.verbose
-            ? {
-                print($0); system_fflush_stdout()
-            } : nil
-        let server = try firstServerThatBinds(addresses, loop, configuration, logger, verbose)
+        let loop = try EventLoop(selector: try selector())
+        let server = try firstServerThatBinds(addresses, loop, configuration, logger, makeVerbose())
         let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
         let signals = try SignalSource(loop: loop, signals: handled) { signal in
             if signal == SignalNumber.hangUp {
@@ -134,6 +152,55 @@ struct UpperEchoCommand: ParsableCommand {
         system_fflush_stdout()
         try loop.run()
         logger.notice("stopped \(server.stats.pairs)")
+    }
+
+    /// Runs one server per loop of a `LoopGroup` of `count` loops (see
+    /// `GroupServers` for the signals).
+    private func serveGroup<S: Selector & SendableMetatype>(
+        _ count: Int, _ selector: @escaping @Sendable () throws -> S, _ configuration: Configuration,
+        _ addresses: [SocketAddress]
+    ) throws where S.Data == Int {
+        let logger = Logger(label: "upper-echo")
+        let listener = try firstGroupThatBinds(addresses, count, configuration)
+        let servers = GroupServers(count, logger: logger)
+        let verbose = makeVerbose()
+        let group = try LoopGroup(loops: count, selector: selector) { index, loop in
+            let server = try UpperEchoServer(
+                loop: loop, group: listener, member: index, configuration: configuration, logger: logger,
+                verbose: verbose)
+            try servers.attach(server, index: index, loop: loop)
+        }
+        print("listening on \(listener.localAddress) (\(self.selector), \(count) loops, \(balance))")
+        system_fflush_stdout()
+        try group.join()
+        logger.notice("stopped \(servers.totals().pairs)")
+    }
+
+    /// The lesson's verbose printer, or `nil`.
+    private func makeVerbose() -> (@Sendable (String) -> Void)? {
+        guard verbose else { return nil }
+        return {
+            print($0)
+            system_fflush_stdout()
+        }
+    }
+
+    /// The port bound for `count` loops on the first of `addresses` that
+    /// binds; if none does, the first one's error.
+    private func firstGroupThatBinds(_ addresses: [SocketAddress], _ count: Int, _ configuration: Configuration)
+        throws(SocketError) -> GroupListener
+    {
+        var firstError: SocketError?
+        for address in addresses {
+            do {
+                return try GroupListener(
+                    host: address.host, port: configuration.port, loops: count, balance: balance,
+                    options: UpperEchoServer.listenerOptions(configuration))
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        throw firstError ?? SocketError("resolve", .invalidArgument, address: configuration.host)
     }
 
     /// A server on the first of `addresses` (a name's addresses, in the
@@ -160,5 +227,20 @@ struct UpperEchoCommand: ParsableCommand {
 }
 
 extension SelectorKind: ExpressibleByArgument {}
+
+extension Balance: ExpressibleByArgument {
+    /// `reuseport`, `acceptor` or `acceptor-round-robin`.
+    public init?(argument: String) {
+        switch argument {
+        case "reuseport": self = .reusePort
+        case "acceptor": self = .acceptor(.leastConnections)
+        case "acceptor-round-robin": self = .acceptor(.roundRobin)
+        default: return nil
+        }
+    }
+
+    /// The values `--help` lists.
+    public static var allValueStrings: [String] { ["reuseport", "acceptor", "acceptor-round-robin"] }
+}
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

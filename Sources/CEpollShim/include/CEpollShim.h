@@ -114,4 +114,12 @@ int cepoll_signal_ignore(int signo);
 /// `_Thread_local` byte); defined in shim.c.
 const void *cepoll_current_thread_token(void);
 
+/// How many CPUs the calling thread may run on (its `sched_getaffinity`
+/// mask, as `taskset` sets it); 0 if the mask cannot be read.
+int cepoll_affinity_cpu_count(void);
+
+/// Names the calling thread (at most 15 bytes are kept), as `top -H` and
+/// `/proc/self/task/TID/comm` show it. Returns 0 or an errno value.
+int cepoll_set_thread_name(const char *name);
+
 #endif

@@ -1,0 +1,120 @@
+import Logging
+import Reactor
+import Syscalls
+import UpperEcho
+
+/// The servers of an upper-echo on several loops, one per loop, and what
+/// reaches all of them through loop 0, which takes the signals:
+///
+/// - SIGHUP: every loop reads its own server's counters, on its own thread;
+///   the last to answer prints a `loop=K ...` line per loop, then the
+///   `stats ...` totals.
+/// - SIGINT or SIGTERM: every loop is sent its server's shutdown in the same
+///   pass. A loop other than 0 stops once its own connections are done; loop
+///   0 stops last, once every loop is done, so that a second SIGINT or
+///   SIGTERM (which stops every loop at once) is heard until the end.
+final class GroupServers: @unchecked Sendable {
+    // @unchecked: `servers[K]` and `loops[K]` are used only on loop K's
+    // thread (set in its set-up, then in work sent to it through its handle),
+    // and by `totals()` once every loop's thread has ended; `signals` and
+    // `running` only on loop 0's. The lists themselves sit behind `lock`.
+    private let lock: Lock<[UpperEchoServer?]>
+    private let handles: Lock<[EventLoopHandle?]>
+    private let gathered = Lock<(round: Int, stats: [ServerStats?])>((0, []))
+    private let logger: Logger
+    private let count: Int
+    private var signals: SignalSource?
+    private var running: Int
+    private var shuttingDown = false
+
+    init(_ count: Int, logger: Logger) {
+        self.count = count
+        self.logger = logger
+        running = count
+        lock = Lock(Array(repeating: nil, count: count))
+        handles = Lock(Array(repeating: nil, count: count))
+    }
+
+    /// Adopts loop `index`'s server, in that loop's set-up; loop 0's also
+    /// takes the signals.
+    func attach(_ server: UpperEchoServer, index: Int, loop: any EventLoopContext) throws {
+        lock.withLock { $0[index] = server }
+        handles.withLock { $0[index] = loop.handle }
+        server.onShutdownComplete = { [unowned self, unowned loop] in
+            if index != 0 { loop.stop() }
+            self.onLoopZero { self.loopDidFinish(loop: $0) }
+        }
+        guard index == 0 else { return }
+        let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
+        signals = try SignalSource(loop: loop, signals: handled) { [unowned self] signal in
+            if signal == SignalNumber.hangUp {
+                self.printStats()
+            } else if self.shuttingDown {
+                self.eachHandle { $0.stop() }  // a second signal: stop now
+            } else {
+                self.shuttingDown = true
+                self.logger.notice("signal \(signal): shutting down")
+                self.onEachLoop { server, _ in server.shutdown() }
+            }
+        }
+    }
+
+    /// Every server's counters added up, once the loops have stopped.
+    func totals() -> ServerStats {
+        ServerStats.total(lock.withLock { $0.compactMap { $0?.stats } })
+    }
+
+    // MARK: On the loops
+
+    private func eachHandle(_ body: (EventLoopHandle) -> Void) {
+        for case let handle? in handles.withLock({ $0 }) { body(handle) }
+    }
+
+    /// Runs `body` on every loop, with its server.
+    private func onEachLoop(_ body: @escaping @Sendable (UpperEchoServer, Int) -> Void) {
+        let all = handles.withLock { $0 }
+        for (index, handle) in all.enumerated() {
+            handle?.execute { [unowned self] _ in
+                guard let server = self.lock.withLock({ $0[index] }) else { return }
+                body(server, index)
+            }
+        }
+    }
+
+    private func onLoopZero(_ body: @escaping @Sendable (any EventLoopContext) -> Void) {
+        handles.withLock { $0[0] }?.execute(body)
+    }
+
+    /// On loop 0: one more loop has finished its shutdown.
+    private func loopDidFinish(loop: any EventLoopContext) {
+        running -= 1
+        guard running == 0 else { return }
+        signals?.close()
+        signals = nil
+        loop.stop()
+    }
+
+    /// Starts a round of counters: each loop reads its own, and the last
+    /// to answer prints them all.
+    private func printStats() {
+        let round = gathered.withLock { state -> Int in
+            state = (state.round + 1, Array(repeating: nil, count: count))
+            return state.round
+        }
+        onEachLoop { [unowned self] server, index in
+            let mine = server.stats
+            let complete = self.gathered.withLock { state -> [ServerStats]? in
+                guard state.round == round else { return nil }
+                state.stats[index] = mine
+                let all = state.stats.compactMap { $0 }
+                return all.count == self.count ? all : nil
+            }
+            guard let complete else { return }
+            var lines = ""
+            for (loop, stats) in complete.enumerated() { lines += "loop=\(loop) \(stats.pairs)\n" }
+            lines += "\(ServerStats.total(complete))"
+            print(lines)
+            system_fflush_stdout()
+        }
+    }
+}
