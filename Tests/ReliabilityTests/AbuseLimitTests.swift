@@ -12,15 +12,17 @@ extension ReliabilityTests {
     /// 12000 --idle-timeout 5`, 1,000 new clients. Under a sanitizer the idle
     /// timeout is 10 s, so that connecting the idle ones and serving the new
     /// ones, which take it a second or more, end well before it.
-    @Test func limitsAgainstAbuseIdleConnectionsDoNotStopNewClients() throws {
+    @Test(arguments: ServerLayout.allCases)
+    func limitsAgainstAbuseIdleConnectionsDoNotStopNewClients(layout: ServerLayout) throws {
         let idleCount = Soak.pick(short: 5000, soak: 10_000)
         let maxConnections = Soak.pick(short: 6000, soak: 12_000)
         let idleTimeout = Soak.pick(short: Sanitizer.isActive ? 10.0 : 2.0, soak: Sanitizer.isActive ? 10.0 : 5.0)
         let newClients = Soak.pick(short: 100, soak: 1000)
         _ = system_setrlimit_raise_nofile()
-        let server = try ServerProcess.upperEcho([
-            "--max-connections", "\(maxConnections)", "--idle-timeout", "\(idleTimeout)", "--backlog", "4096",
-        ])
+        let server = try ServerProcess.upperEcho(
+            layout.arguments + [
+                "--max-connections", "\(maxConnections)", "--idle-timeout", "\(idleTimeout)", "--backlog", "4096",
+            ])
         defer { server.stop() }
         let port = server.port
 
@@ -66,7 +68,7 @@ extension ReliabilityTests {
         #expect(stats["idle_closed"] == idleCount && stats["open"] == 0, "\(stats)")
         #expect(server.isRunning, "upper-echo died: \(server.child.errors.text.suffix(500))")
         figure(
-            "limits",
+            "limits (\(layout))",
             "max_connections=\(maxConnections) idle_timeout=\(idleTimeout)s idle=\(idleCount) (connected in"
                 + " \(Int(seconds(connectTook) * 1000)) ms) new_clients_served=\(served)/\(newClients)"
                 + " (slowest \(fixed(seconds(slowest) * 1000, 1)) ms, open=\(during["open"] ?? -1) meanwhile)"

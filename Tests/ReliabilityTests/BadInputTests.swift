@@ -11,13 +11,14 @@ extension ReliabilityTests {
     /// client that half-closes (`shutdown(SHUT_WR)`) and then reads
     /// everything. Every reply byte must be `bytes.upper()` of the byte sent,
     /// the server must survive, and hold no more descriptors than at start.
-    @Test func badInputEveryByteRightAndNoCrash() throws {
+    @Test(arguments: ServerLayout.allCases)
+    func badInputEveryByteRightAndNoCrash(layout: ServerLayout) throws {
         let randomSize = Soak.pick(short: 1, soak: 16) << 20
         let singleBytes = Soak.pick(short: 10_000, soak: 100_000)
         let oneWrite = 64 << 20
         let emptyConnections = Soak.pick(short: 100, soak: 1000)
         let halfCloseSize = Soak.pick(short: 1, soak: 16) << 20
-        let server = try ServerProcess.upperEcho()
+        let server = try ServerProcess.upperEcho(layout.arguments)
         defer { server.stop() }
         let baselineDescriptors = server.openDescriptorCount()
         let port = server.port
@@ -97,7 +98,7 @@ extension ReliabilityTests {
         #expect(stats["bytes_in"] == total && stats["bytes_out"] == total, "\(stats)")
         #expect(stats["accepted"] == 4 + emptyConnections && stats["open"] == 0, "\(stats)")
         figure(
-            "bad-input",
+            "bad-input (\(layout))",
             "random=\(randomSize >> 10)KiB(256 values) ok in \(Int(seconds(randomResult.took) * 1000))ms;"
                 + " 1-byte_writes=\(singleBytes) ok in \(Int(seconds(singleResult.took) * 1000))ms;"
                 + " one_send=64MiB returned \(oneWriteReturned.load(ordering: .relaxed)) ok in"

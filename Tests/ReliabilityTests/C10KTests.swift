@@ -7,14 +7,15 @@ extension ReliabilityTests {
     /// a message in flight each for the whole window; echo-load checks every
     /// byte of every reply and exits 1 on any mismatch, reset, unexpected
     /// end of file or failed connect.
-    @Test func c10kTenThousandClientsEveryByteVerified() throws {
+    @Test(arguments: ServerLayout.allCases)
+    func c10kTenThousandClientsEveryByteVerified(layout: ServerLayout) throws {
         let connections = 10_000
         // Under a sanitizer replies take up to seconds (p99 0.77 s under TSan
         // with the suite beside it), so a 2 s window could close on a
         // connection whose one message was merely slow: the window is longer
         // there, so that `min_conn_msgs` still means starvation.
         var duration = Soak.pick(short: Sanitizer.isActive ? 6 : 2, soak: 30)
-        let server = try ServerProcess.upperEcho(["--backlog", "4096"])
+        let server = try ServerProcess.upperEcho(layout.arguments + ["--backlog", "4096"])
         defer { server.stop() }
         let baselineKilobytes = try #require(server.residentKilobytes())
         // A window that held fewer than `enough` replies per connection on
@@ -65,7 +66,7 @@ extension ReliabilityTests {
         #expect(stats["accepted"] ?? 0 >= connections)
         #expect(stats["resets"] == 0)
         figure(
-            "c10k",
+            "c10k (\(layout))",
             "connections=\(connections) duration=\(fixed(value("duration_s"), 1))s messages=\(Int(value("messages")))"
                 + " msgs_per_s=\(Int(value("msgs_per_s"))) p99_us=\(Int(value("p99_us")))"
                 + " min_conn_msgs=\(Int(value("min_conn_msgs"))) errors=0"

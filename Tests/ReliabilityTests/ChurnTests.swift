@@ -22,11 +22,12 @@ extension ReliabilityTests {
     /// block the server's descriptors are back to their baseline and its
     /// resident memory is sampled. Soak: 10 blocks, and memory grows less
     /// than 5 % from block 2 to block 10.
-    @Test func churnConnectEchoCloseCyclesLeakNothing() throws {
+    @Test(arguments: ServerLayout.allCases)
+    func churnConnectEchoCloseCyclesLeakNothing(layout: ServerLayout) throws {
         let blocks = Soak.pick(short: 1, soak: 10)
         let blockSize = 10_000
         let threads = 4
-        let server = try ServerProcess.upperEcho()
+        let server = try ServerProcess.upperEcho(layout.arguments)
         defer { server.stop() }
         let baselineDescriptors = server.openDescriptorCount()
         let baselineKilobytes = try #require(server.residentKilobytes())
@@ -66,7 +67,7 @@ extension ReliabilityTests {
             #expect(percent < 5 || Sanitizer.isActive, "RSS after each block: \(residentAfterBlock)")
         }
         figure(
-            "churn",
+            "churn (\(layout))",
             "cycles=\(cycles) in \(fixed(seconds(elapsed), 1))s (\(Int(Double(cycles) / seconds(elapsed))) cycles/s,"
                 + " \(threads) threads) failures=\(failures.load(ordering: .relaxed))"
                 + " server_resets=\(stats["resets"] ?? -1) descriptors baseline=\(baselineDescriptors)"

@@ -23,12 +23,13 @@ extension ReliabilityTests {
     /// a sanitizer, beside other suites) also stalls a send for 1 s, so they
     /// send again, from where they stopped, until the server reports a queue
     /// of 64 KiB.
-    @Test func resetsInTheMiddleOfAReplyLeakNothing() throws {
+    @Test(arguments: ServerLayout.allCases)
+    func resetsInTheMiddleOfAReplyLeakNothing(layout: ServerLayout) throws {
         let clients = 1000
         let rounds = Soak.pick(short: 1, soak: 10)
         let request = 256 * 1024
         let threads = 4
-        let server = try ServerProcess.upperEcho(["--backlog", "1024"])
+        let server = try ServerProcess.upperEcho(layout.arguments + ["--backlog", "1024"])
         defer { server.stop() }
         let baselineDescriptors = server.openDescriptorCount()
         let port = server.port
@@ -98,7 +99,7 @@ extension ReliabilityTests {
         #expect(server.child.waitForExit(timeout: .seconds(60)), "still running 60 s after SIGTERM")
         #expect(server.child.exited(with: 0), "upper-echo: \(server.child.termination)")
         figure(
-            "resets",
+            "resets (\(layout))",
             "clients=\(rounds)x\(clients) sent=\(counts.sent.load(ordering: .relaxed) >> 20)MiB"
                 + " (\(counts.fullySent.load(ordering: .relaxed)) x 256 KiB, \(rounds * 20) flooders until stalled)"
                 + " reply_started=\(counts.replyStarted.load(ordering: .relaxed))"

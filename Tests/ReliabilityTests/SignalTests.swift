@@ -10,10 +10,10 @@ extension ReliabilityTests {
     /// exit 0 by itself (within a deadline far above its shutdown grace,
     /// which bounds the drain). (That a signal arriving while `Epoll.poll`
     /// waits never surfaces as an error is LinuxEpollTests' InterruptTests.)
-    @Test(arguments: [SIGTERM, SIGINT])
-    func signalUnderHeavyLoadClosesEveryConnectionAndExits0(signal: CInt) throws {
+    @Test(arguments: [SIGTERM, SIGINT], ServerLayout.allCases)
+    func signalUnderHeavyLoadClosesEveryConnectionAndExits0(signal: CInt, layout: ServerLayout) throws {
         let connections = 1000
-        let server = try ServerProcess.upperEcho(["--backlog", "1024"])
+        let server = try ServerProcess.upperEcho(layout.arguments + ["--backlog", "1024"])
         defer { server.stop() }
         let load = try EchoLoadProcess(
             port: server.port,
@@ -51,7 +51,7 @@ extension ReliabilityTests {
         #expect(final["open"] == 0, "\(final)")
         let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
         figure(
-            "signals",
+            "signals (\(layout))",
             "\(name) under load of \(connections) connections x pipeline 16"
                 + " (\(Int(messagesPerSecond)) msgs/s over \(fixed(seconds(window), 1)) s):"
                 + " \(server.child.termination) after \(Int(seconds(took) * 1000)) ms;"

@@ -29,7 +29,8 @@ extension ReliabilityTests {
     /// reader speeds up before the server has reported (SIGHUP) a queue at
     /// the high water mark. If that does not happen within the deadline, the
     /// test fails saying so.
-    @Test func slowReadersStayWithinTheMemoryBound() throws {
+    @Test(arguments: ServerLayout.allCases)
+    func slowReadersStayWithinTheMemoryBound(layout: ServerLayout) throws {
         let clients = 100
         let highWaterMark = 64 * 1024
         // The soak form sends at least 16 MiB per client, held back or not.
@@ -37,7 +38,7 @@ extension ReliabilityTests {
         let slowPhaseLimit = Duration.seconds(Soak.pick(short: 300, soak: 600))
         let slackKilobytes = 4 * 1024
         let perClientKilobytes = 64 + 64
-        let server = try ServerProcess.upperEcho()
+        let server = try ServerProcess.upperEcho(layout.arguments)
         defer { server.stop() }
         let baselineKilobytes = try #require(server.residentKilobytes())
         let boundKilobytes = baselineKilobytes + slackKilobytes + clients * perClientKilobytes
@@ -135,7 +136,7 @@ extension ReliabilityTests {
         #expect(stats["bytes_in"] == total && stats["bytes_out"] == total, "sent \(total): \(stats)")
         #expect(server.isRunning, "upper-echo died: \(server.child.errors.text.suffix(500))")
         figure(
-            "slow-readers",
+            "slow-readers (\(layout))",
             "clients=\(clients) each=\(fixed(Double(total) / Double(clients) / 1_048_576, 1))MiB"
                 + " verified=\(clients - wrong.count)/\(clients)"
                 + " held_back=\(heldBack.load(ordering: .relaxed))/\(clients) in \(fixed(seconds(elapsed), 1))s"

@@ -67,12 +67,16 @@ public final class ChildProcess {
     }
 
     /// Starts `name arguments...`; with `descriptorLimit`, through
-    /// `bash -c 'ulimit -n LIMIT && exec name ...'` (same pid: `exec`).
-    public init(_ name: String, _ arguments: [String], descriptorLimit: Int? = nil) throws {
+    /// `bash -c 'ulimit -n LIMIT && exec name ...'` (same pid: `exec`); with
+    /// `cpus`, through `taskset -c CPUS name ...` (same pid too).
+    public init(_ name: String, _ arguments: [String], descriptorLimit: Int? = nil, cpus: String? = nil) throws {
         let path = try Self.executablePath(name)
         if let descriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", path] + arguments
+        } else if let cpus {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", cpus, path] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: path)
             process.arguments = arguments

@@ -22,8 +22,9 @@ public final class ServerProcess {
 
     /// Starts `executable arguments...`, without waiting for it to listen;
     /// with `descriptorLimit`, under `ulimit -n LIMIT` (same pid: `exec`).
-    public init(_ executable: String, _ arguments: [String], descriptorLimit: Int? = nil) throws {
-        child = try ChildProcess(executable, arguments, descriptorLimit: descriptorLimit)
+    /// With `cpus`, pinned to those CPUs (`taskset -c CPUS`).
+    public init(_ executable: String, _ arguments: [String], descriptorLimit: Int? = nil, cpus: String? = nil) throws {
+        child = try ChildProcess(executable, arguments, descriptorLimit: descriptorLimit, cpus: cpus)
     }
 
     /// Starts `upper-echo --port 0 arguments...` and waits (bounded) for its
@@ -131,4 +132,31 @@ public final class ServerProcess {
     /// whether SIGTERM alone was enough.
     @discardableResult
     public func stop() -> Bool { child.stop() }
+}
+
+/// How an upper-echo under test spreads its work: one loop, or two loops
+/// under each balance. Tests of the server's behaviour run under each.
+public enum ServerLayout: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// `--loops 1`: one loop on the main thread.
+    case oneLoop = "one loop"
+    /// `--loops 2 --balance reuseport`.
+    case reusePort = "2 loops, reuseport"
+    /// `--loops 2 --balance acceptor`.
+    case acceptor = "2 loops, acceptor"
+
+    /// The command-line arguments that ask for it.
+    public var arguments: [String] {
+        switch self {
+        case .oneLoop: ["--loops", "1"]
+        case .reusePort: ["--loops", "2", "--balance", "reuseport"]
+        case .acceptor: ["--loops", "2", "--balance", "acceptor"]
+        }
+    }
+
+    /// Whether new connections wait in one backlog, first in, first out:
+    /// with several `SO_REUSEPORT` sockets each has its own.
+    public var hasOneBacklog: Bool { self != .reusePort }
+
+    /// The layout's name.
+    public var description: String { rawValue }
 }

@@ -18,12 +18,12 @@ extension UpperEchoCLITests {
             return [UInt8](output)
         }
 
-        @Test(arguments: ["epoll", "poll", "select"])
-        func everyByteValueComesBackAsPythonBytesUpperMakesIt(backend: String) throws {
+        @Test(arguments: ["epoll", "poll", "select"], ServerLayout.allCases)
+        func everyByteValueComesBackAsPythonBytesUpperMakesIt(backend: String, layout: ServerLayout) throws {
             let expected = try Self.pythonUpperOfEveryByte()
             try #require(expected.count == 256)
             #expect(expected == pythonUpper((0...255).map { UInt8($0) }))
-            try withUpperEcho(["--selector", backend]) { _, port in
+            try withUpperEcho(["--selector", backend], layout: layout) { _, port in
                 let client = try TestClient(port: port)
                 try client.send((0...255).map { UInt8($0) })
                 #expect(client.receive(count: 256) == expected)
@@ -36,9 +36,10 @@ extension UpperEchoCLITests {
 
         /// All thousand connected and all thousand requests sent before any
         /// reply is read; each client then checks its own reply.
-        @Test func aThousandConcurrentClientsEachGetTheirOwnReply() throws {
+        @Test(arguments: ServerLayout.allCases)
+        func aThousandConcurrentClientsEachGetTheirOwnReply(layout: ServerLayout) throws {
             _ = system_setrlimit_raise_nofile()
-            try withUpperEcho(["--backlog", "2048"]) { server, port in
+            try withUpperEcho(["--backlog", "2048"], layout: layout) { server, port in
                 let count = 1000
                 func payload(_ index: Int) -> String { "client \(index) of \(count): \(String(index, radix: 36))\n" }
                 var clients: [TestClient] = []
@@ -59,9 +60,10 @@ extension UpperEchoCLITests {
 
         /// select(2) cannot watch descriptor 1024: the server must refuse that
         /// connection (close it, log a warning) and go on serving the others.
-        @Test func selectClosesTheConnectionWhoseDescriptorWouldBe1024AndServesTheRest() throws {
+        @Test(arguments: ServerLayout.allCases)
+        func selectClosesTheConnectionWhoseDescriptorWouldBe1024AndServesTheRest(layout: ServerLayout) throws {
             _ = system_setrlimit_raise_nofile()
-            try withUpperEcho(["--selector", "select", "--backlog", "2048"]) { server, port in
+            try withUpperEcho(["--selector", "select", "--backlog", "2048"], layout: layout) { server, port in
                 // A descriptor the server inherited from a test running in
                 // parallel may sit above 1024; only the numbers below count.
                 let held = server.openDescriptors()

@@ -5,8 +5,9 @@ import Testing
 
 extension UpperEchoCLITests {
     @Suite struct Limits {
-        @Test func anIdleClientIsClosedAfterTheIdleTimeoutAndABusyOneIsNot() throws {
-            try withUpperEcho(["--idle-timeout", "1"]) { server, port in
+        @Test(arguments: ServerLayout.allCases)
+        func anIdleClientIsClosedAfterTheIdleTimeoutAndABusyOneIsNot(layout: ServerLayout) throws {
+            try withUpperEcho(["--idle-timeout", "1"], layout: layout) { server, port in
                 // A client that moves a byte every 10 ms, a hundred times in
                 // a timeout, from before the idle one connects until it was
                 // closed: it outlives a whole timeout.
@@ -43,8 +44,9 @@ extension UpperEchoCLITests {
             }
         }
 
-        @Test func theClientBeyondMaxConnectionsIsClosedAtOnceWhileTheOthersAreServed() throws {
-            try withUpperEcho(["--max-connections", "2"]) { server, port in
+        @Test(arguments: ServerLayout.allCases)
+        func theClientBeyondMaxConnectionsIsClosedAtOnceWhileTheOthersAreServed(layout: ServerLayout) throws {
+            try withUpperEcho(["--max-connections", "2"], layout: layout) { server, port in
                 let first = try TestClient(port: port)
                 let second = try TestClient(port: port)
                 #expect(first.roundTrip("first"))

@@ -13,9 +13,9 @@ extension UpperEchoCLITests {
             return statsCounters(in: line)
         }
 
-        @Test(arguments: [SIGTERM, SIGINT])
-        func underLoadASignalDeliversTheQueuedRepliesThenEndOfFileAndExits0(signal: CInt) throws {
-            let server = try ServerProcess("upper-echo", ["--port", "0"] + Self.longGrace)
+        @Test(arguments: [SIGTERM, SIGINT], ServerLayout.allCases)
+        func underLoadASignalDeliversTheQueuedRepliesThenEndOfFileAndExits0(signal: CInt, layout: ServerLayout) throws {
+            let server = try ServerProcess("upper-echo", ["--port", "0"] + layout.arguments + Self.longGrace)
             defer { server.stop() }
             let port = try #require(server.waitForPort())
             let clients = try (0..<4).map { try StreamingClient(index: $0, port: port) }
@@ -78,8 +78,9 @@ extension UpperEchoCLITests {
         /// Regression: a client that read its replies only after SIGTERM lost
         /// the ones queued in the server's kernel send buffer to a reset,
         /// because the server closed the socket with input still unread.
-        @Test func repliesQueuedForAClientThatReadsOnlyAfterSIGTERMAreAllDelivered() throws {
-            let server = try ServerProcess("upper-echo", ["--port", "0"] + Self.longGrace)
+        @Test(arguments: ServerLayout.allCases)
+        func repliesQueuedForAClientThatReadsOnlyAfterSIGTERMAreAllDelivered(layout: ServerLayout) throws {
+            let server = try ServerProcess("upper-echo", ["--port", "0"] + layout.arguments + Self.longGrace)
             defer { server.stop() }
             let port = try #require(server.waitForPort())
             let client = try TestClient(port: port, timeout: .seconds(60))
@@ -112,9 +113,10 @@ extension UpperEchoCLITests {
         /// The other side of the grace: a client that never reads its replies
         /// holds the shutdown for the grace and no longer. Then the server
         /// drops its replies and closes it, and still exits 0.
-        @Test func aClientThatNeverReadsIsCutAtTheGraceAndTheServerExits0() throws {
+        @Test(arguments: ServerLayout.allCases)
+        func aClientThatNeverReadsIsCutAtTheGraceAndTheServerExits0(layout: ServerLayout) throws {
             let grace = Duration.seconds(1)
-            let server = try ServerProcess("upper-echo", ["--port", "0", "--shutdown-grace", "1"])
+            let server = try ServerProcess("upper-echo", ["--port", "0", "--shutdown-grace", "1"] + layout.arguments)
             defer { server.stop() }
             let port = try #require(server.waitForPort())
             let client = try TestClient(port: port, timeout: .seconds(60))
@@ -140,8 +142,9 @@ extension UpperEchoCLITests {
             #expect(received < stats["bytes_out"] ?? 0, "received \(received) of \(stats["bytes_out"] ?? -1)")
         }
 
-        @Test func sighupPrintsAStatsLineAndTheServerKeepsRunning() throws {
-            try withUpperEcho { server, port in
+        @Test(arguments: ServerLayout.allCases)
+        func sighupPrintsAStatsLineAndTheServerKeepsRunning(layout: ServerLayout) throws {
+            try withUpperEcho(layout: layout) { server, port in
                 let client = try TestClient(port: port)
                 #expect(client.roundTrip("hello"))
                 let first = try #require(server.stats())
@@ -160,7 +163,21 @@ extension UpperEchoCLITests {
                 #expect(after["open"] == 1 && after["accepted"] == 2)
                 #expect(after["bytes_in"] == 11 && after["bytes_out"] == 11)
                 #expect(server.output.lines.first?.hasPrefix("listening on") == true)
-                #expect(server.output.lines.dropFirst().allSatisfy { $0.hasPrefix("stats ") })
+                // Three reports: with two loops, each a `loop=K` line per loop, then the totals.
+                let perReport = layout == .oneLoop ? ["stats "] : ["loop=0 ", "loop=1 ", "stats "]
+                let reports = Array(server.output.lines.dropFirst())
+                #expect(reports.count == 3 * perReport.count, "\(reports)")
+                for (index, line) in reports.enumerated() {
+                    #expect(line.hasPrefix(perReport[index % perReport.count]), "\(line)")
+                }
+                if layout != .oneLoop {
+                    // The loops' lines add up to the totals that follow them.
+                    let last = reports.suffix(3).map { statsCounters(in: $0[...]) }
+                    for key in ["accepted", "open", "closed", "bytes_in", "bytes_out"] {
+                        #expect(
+                            (last[0][key] ?? -1) + (last[1][key] ?? -1) == last[2][key], "\(key): \(reports.suffix(3))")
+                    }
+                }
             }
         }
     }

@@ -29,7 +29,28 @@ extension UpperEchoCLITests {
             }
         }
 
-        @Test func aPortInUseIsOneLineOnStandardErrorAndExitStatus1() throws {
+        /// With several loops the line says how many, and how they share the
+        /// connections; the round trip works under each balance.
+        @Test(arguments: ["reuseport", "acceptor", "acceptor-round-robin"])
+        func withSeveralLoopsTheListeningLineNamesTheLoopsAndTheBalance(balance: String) throws {
+            try withUpperEcho(["--loops", "3", "--balance", balance]) { server, port in
+                let client = try TestClient(port: port)
+                #expect(client.roundTrip("hello, \(balance)!"))
+                #expect(server.output.lines == ["listening on 127.0.0.1:\(port) (epoll, 3 loops, \(balance))"])
+            }
+        }
+
+        /// Without `--loops`, one loop per CPU the process may run on: under
+        /// `taskset -c 0`, one loop, and the line of a single loop.
+        @Test func theDefaultIsOneLoopPerCPUOfTheAffinityMask() throws {
+            let server = try ServerProcess("upper-echo", ["--port", "0"], cpus: "0")
+            defer { server.stop() }
+            let port = try #require(server.waitForPort())
+            #expect(server.output.lines == ["listening on 127.0.0.1:\(port) (epoll)"])
+        }
+
+        @Test(arguments: ServerLayout.allCases)
+        func aPortInUseIsOneLineOnStandardErrorAndExitStatus1(layout: ServerLayout) throws {
             // A listener of this process holds the port.
             let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
             let holder = try system_socket(AF_INET, type).get()
@@ -38,7 +59,7 @@ extension UpperEchoCLITests {
             try system_listen(holder, 1).get()
             let port = try system_getsockname(holder).get().port
 
-            let server = try ServerProcess("upper-echo", ["--port", "\(port)"])
+            let server = try ServerProcess("upper-echo", ["--port", "\(port)"] + layout.arguments)
             defer { server.stop() }
             try #require(server.waitForExit(), "upper-echo is still running on a port in use")
             #expect(server.exited(with: 1))
@@ -51,8 +72,9 @@ extension UpperEchoCLITests {
             #expect(server.output.text.isEmpty)
         }
 
-        @Test func aHostNameIsResolvedAndServed() throws {
-            try withUpperEcho(["--host", "localhost"]) { server, port in
+        @Test(arguments: ServerLayout.allCases)
+        func aHostNameIsResolvedAndServed(layout: ServerLayout) throws {
+            try withUpperEcho(["--host", "localhost"], layout: layout) { server, port in
                 // localhost is 127.0.0.1 or ::1, whichever the resolver gives first and binds.
                 let line = try #require(server.listeningLine)
                 #expect(["127.0.0.1", "::1"].contains(line.host), "listening on \(line.host)")
@@ -98,6 +120,8 @@ extension UpperEchoCLITests {
             (["--idle-timeout", "0", "--port", "0"], "--idle-timeout must be a positive number of seconds"),
             (["--shutdown-grace=-1", "--port", "0"], "--shutdown-grace must be a number of seconds from 0 to 86400"),
             (["--shutdown-grace", "soon", "--port", "0"], "'soon' is invalid for '--shutdown-grace"),
+            (["--loops", "0", "--port", "0"], "--loops must be from 1 to 1024"),
+            (["--balance", "random", "--port", "0"], "'random' is invalid for '--balance"),
         ])
         func aBadFlagIsAUsageError(arguments: [String], error: String) throws {
             let server = try ServerProcess("upper-echo", arguments)
