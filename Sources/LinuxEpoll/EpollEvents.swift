@@ -56,9 +56,22 @@ extension Epoll {
         /// the data already received, reads return end of file.
         @inlinable public static var rdhup: Events { Events(rawValue: EpollEventBits.rdhup) }
         /// Exclusive wake-up (`EPOLLEXCLUSIVE`, 1 << 28): when several epoll
-        /// instances watch one descriptor, wake only one of them. Valid in
-        /// `register` only; `modify` with it, or with `.oneshot`, fails with
-        /// `EpollError.invalidArgument`.
+        /// instances watch one descriptor, wake only one of them.
+        ///
+        /// - It is valid in `register` only: any `modify` of an exclusive
+        ///   registration fails with `EpollError.invalidArgument`, so
+        ///   pausing one (as `TCPListener` does on `EMFILE`) means
+        ///   unregistering and registering again.
+        /// - Beside it only `.in`, `.out`, `.err`, `.hup`, `.wakeup` and
+        ///   `.et` are allowed; with `.rdhup`, `.pri` or `.oneshot`,
+        ///   `register` fails with `EpollError.invalidArgument`.
+        /// - The kernel wakes the epoll instance that registered *first*
+        ///   among those waiting, not the one that waited longest: a listener
+        ///   shared by several loops this way, at low load, sends nearly every
+        ///   connection to one loop (nginx re-registers its listener
+        ///   periodically for this reason). The Reactor's `LoopGroup`
+        ///   therefore spreads connections with `SO_REUSEPORT` or one
+        ///   accepting loop instead.
         @inlinable public static var exclusive: Events { Events(rawValue: EpollEventBits.exclusive) }
         /// Keep the system awake while the event is pending (`EPOLLWAKEUP`,
         /// 1 << 29). Python lacks it; it needs `CAP_BLOCK_SUSPEND` and is

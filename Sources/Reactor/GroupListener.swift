@@ -189,6 +189,11 @@ public final class GroupListener: Sendable {
     /// picked up, in loop order. Safe from any thread.
     public var loads: [Int] { members.map(\.load) }
 
+    /// Connections given to each loop since the start (refused ones
+    /// excluded), in loop order: they add up to every connection served.
+    /// Safe from any thread.
+    public var givenCounts: [Int] { members.map { $0.given.load(ordering: .relaxed) } }
+
     /// Takes loop `member`'s listening socket, if it has one (and it was not
     /// taken before).
     func takeSocket(_ member: Int) -> CInt? {

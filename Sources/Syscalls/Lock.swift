@@ -74,11 +74,15 @@ package final class Condition<State>: @unchecked Sendable {
     }
 
     /// Waits until `predicate` holds for the state, then returns what `body`
-    /// makes of it, the lock held throughout. The corresponding C function is
-    /// `pthread_cond_wait`.
+    /// makes of it, the lock held throughout, and wakes every other waiter
+    /// (`body` may have changed the state they wait on). The corresponding C
+    /// functions are `pthread_cond_wait` and `pthread_cond_broadcast`.
     package func wait<R>(until predicate: (State) -> Bool, then body: (inout State) -> R) -> R {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        defer {
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
         while !predicate(state) { pthread_cond_wait(condition, mutex) }
         return body(&state)
     }

@@ -111,6 +111,24 @@ struct ErrorMappingTests {
         #expect(throws: EpollError.invalidArgument) { try epoll.modify(a, events: [.in, .exclusive]) }
     }
 
+    @Test("EXCLUSIVE takes only IN, OUT, ERR, HUP, WAKEUP and ET beside it: with RDHUP, PRI or ONESHOT, EINVAL")
+    func exclusiveAllowedBits() throws {
+        let epoll = try Epoll()
+        defer { epoll.close() }
+        let (a, b) = try makeSocketPair()
+        defer { closeAll(a, b) }
+        for other: Epoll.Events in [.rdhup, .pri, .oneshot] {
+            #expect(throws: EpollError.invalidArgument, "EXCLUSIVE|\(other)") {
+                try epoll.register(a, events: [.in, .exclusive, other])
+            }
+        }
+        // Every allowed bit at once is a valid registration, and a modify of it is not.
+        try epoll.register(a, events: [.in, .out, .err, .hup, .et, .exclusive])
+        #expect(throws: EpollError.invalidArgument) { try epoll.modify(a, events: [.in]) }
+        // Unregister works as for any registration.
+        try epoll.unregister(a)
+    }
+
     @Test("a cycle of nested epolls throws other(ELOOP), an OSError")
     func nestingCycle() throws {
         let first = try Epoll()
