@@ -22,8 +22,20 @@
 # "c" show how far two identical servers drift apart on this machine, the
 # noise any other ratio of the run has to be read against.
 #
+# Several loops: "upper-echo-l2-reuseport", "upper-echo-l2-acceptor" and
+# "upper-echo-l2-acceptor-round-robin" are upper-echo with `--loops 2` and
+# that balance (any count: -l4-, -l8-, ...); "nio-t2" is the NIO peer on a
+# group of 2 threads (`--threads 2`). Plain "upper-echo" is `--loops 1`. A
+# multi-loop server's row records each loop's accepted connections and bytes
+# (read from its SIGHUP lines at the end of the window). With several loops
+# the server needs more than CPU 0: --server-cpus and --client-cpus pin
+# server and load generator (on a 2-core machine both get "0-1" and share
+# them; then compare msgs per server CPU-second). --reference names the
+# server every ratio is taken against (default: c).
+#
 # Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
 #                              [--repeat N] [--seed N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
+#                              [--server-cpus LIST] [--client-cpus LIST] [--reference SERVER]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -36,6 +48,9 @@ warmup=1
 repeat=1
 seed=1
 servers="upper-echo c nio python"
+server_cpus=0
+client_cpus=1
+reference=c
 scenarios=(
     "1 64 1" "1 64 16"
     "100 64 1" "100 64 16"
@@ -50,12 +65,15 @@ while [ $# -gt 0 ]; do
         --duration) duration="$2"; shift 2 ;;
         --repeat) repeat="$2"; shift 2 ;;
         --seed) seed="$2"; shift 2 ;;
+        --server-cpus) server_cpus="$2"; shift 2 ;;
+        --client-cpus) client_cpus="$2"; shift 2 ;;
+        --reference) reference="$2"; shift 2 ;;
         --scenarios)
             read -r -a given <<<"$2"
             scenarios=()
             for one in "${given[@]}"; do scenarios+=("${one//:/ }"); done
             shift 2 ;;
-        *) echo "usage: $0 [--quick] [--servers LIST] [--duration S] [--repeat N] [--seed N] [--scenarios LIST]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--servers LIST] [--duration S] [--repeat N] [--seed N] [--scenarios LIST] [--server-cpus LIST] [--client-cpus LIST] [--reference SERVER]" >&2; exit 2 ;;
     esac
 done
 
@@ -68,7 +86,11 @@ peers="$here/.build/release"
 
 server_command() {
     case "$1" in
-        upper-echo) echo "$bin/upper-echo --port 0 --log-level error" ;;
+        upper-echo) echo "$bin/upper-echo --port 0 --loops 1 --log-level error" ;;
+        upper-echo-l*)
+            local rest="${1#upper-echo-l}"
+            echo "$bin/upper-echo --port 0 --loops ${rest%%-*} --balance ${rest#*-} --log-level error" ;;
+        nio-t*) echo "$peers/nio-upper-echo 0 --threads ${1#nio-t}" ;;
         # Another build of upper-echo (an older commit), for a before/after.
         baseline) echo "${UPPER_ECHO_BASELINE:?set UPPER_ECHO_BASELINE to an upper-echo binary} --port 0 --log-level error" ;;
         c | c-again) echo "$peers/c-upper-echo 0" ;;
@@ -97,29 +119,42 @@ for scenario in "${scenarios[@]}"; do
             position=$((position + 1))
             out="$(mktemp)"
             # shellcheck disable=SC2046
-            taskset -c 0 $(server_command "$server") >"$out" 2>/dev/null &
+            taskset -c "$server_cpus" $(server_command "$server") >"$out" 2>/dev/null &
             pid=$!
             port="$(listening_port "$out")"
             if [ -z "$port" ]; then echo "$server did not start" >&2; kill "$pid" 2>/dev/null; continue; fi
             echo "== $server: $connections connections x $size B x pipeline $pipeline (round $round/$repeat)" >&2
             status=0
-            line="$(taskset -c 1 "$bin/echo-load" --port "$port" --connections "$connections" --size "$size" \
+            line="$(taskset -c "$client_cpus" "$bin/echo-load" --port "$port" --connections "$connections" --size "$size" \
                 --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" --server-pid "$pid" --json)" || status=$?
+            per_loop=""
+            case "$server" in
+                upper-echo-l*)
+                    # Each loop's counters, from the SIGHUP report (a loop=K line per loop, then stats).
+                    kill -HUP "$pid" 2>/dev/null || true
+                    for _ in $(seq 100); do grep -q '^stats ' "$out" && break; sleep 0.05; done
+                    per_loop="$(grep '^loop=' "$out" | tr '\n' ';')" ;;
+            esac
             kill -TERM "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
             rm -f "$out"
             [ -n "$line" ] || line='{}'
-            python3 - "$server" "$status" "$line" "$machine" "$round" "$position" >>"$results" <<'PY'
+            python3 - "$server" "$status" "$line" "$machine" "$round" "$position" "$per_loop" "$server_cpus" "$client_cpus" >>"$results" <<'PY'
 import json, sys
 server, status, line, machine = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-round_, position = int(sys.argv[5]), int(sys.argv[6])
+round_, position, per_loop = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 record = json.loads(line)
-record.update(server=server, exit_status=status, machine=machine, round=round_, position=position)
+record.update(server=server, exit_status=status, machine=machine, round=round_, position=position,
+              server_cpus=sys.argv[8], client_cpus=sys.argv[9])
+loops = [dict(pair.split("=") for pair in report.split()) for report in per_loop.split(";") if report.strip()]
+if loops:
+    record["per_loop_accepted"] = [int(loop["accepted"]) for loop in loops]
+    record["per_loop_bytes_in"] = [int(loop["bytes_in"]) for loop in loops]
 print(json.dumps(record))
 PY
         done
     done
 done
 
-python3 "$here/compare_table.py" "$results"
+python3 "$here/compare_table.py" "$results" "$reference"
 echo "results: $results" >&2

@@ -1,8 +1,9 @@
 // nio-upper-echo: the lesson's service on SwiftNIO, the way its docs
-// recommend: one event loop, upper-case in place in channelRead, write there,
-// flush in channelReadComplete.
+// recommend: one event loop (or --threads N, NIO's own spread of accepted
+// channels over a MultiThreadedEventLoopGroup, round robin), upper-case in
+// place in channelRead, write there, flush in channelReadComplete.
 //
-// Usage: nio-upper-echo [PORT]   (0 picks a free port)
+// Usage: nio-upper-echo [PORT] [--threads N]   (0 picks a free port; 1 thread by default)
 // Prints: listening on 127.0.0.1:PORT (swiftnio)
 @preconcurrency import Glibc
 import NIOCore
@@ -34,8 +35,12 @@ final class UpperEchoHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 8000 : 8000
-let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+let arguments = Array(CommandLine.arguments.dropFirst())
+let port = arguments.first.flatMap { Int($0) } ?? 8000
+let threads = arguments.firstIndex(of: "--threads").flatMap { index in
+    index + 1 < arguments.count ? Int(arguments[index + 1]) : nil
+} ?? 1
+let group = MultiThreadedEventLoopGroup(numberOfThreads: max(threads, 1))
 let bootstrap = ServerBootstrap(group: group)
     .serverChannelOption(.backlog, value: 511)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
