@@ -31,7 +31,8 @@
 # the server needs more than CPU 0: --server-cpus and --client-cpus pin
 # server and load generator (on a 2-core machine both get "0-1" and share
 # them; then compare msgs per server CPU-second). --reference names the
-# server every ratio is taken against (default: c).
+# server every ratio is taken against (default: c); "upper-echo-again" is
+# upper-echo a second time, the noise floor of ratios against upper-echo.
 #
 # Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
 #                              [--repeat N] [--seed N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
@@ -86,7 +87,7 @@ peers="$here/.build/release"
 
 server_command() {
     case "$1" in
-        upper-echo) echo "$bin/upper-echo --port 0 --loops 1 --log-level error" ;;
+        upper-echo | upper-echo-again) echo "$bin/upper-echo --port 0 --loops 1 --log-level error" ;;
         upper-echo-l*)
             local rest="${1#upper-echo-l}"
             echo "$bin/upper-echo --port 0 --loops ${rest%%-*} --balance ${rest#*-} --log-level error" ;;
