@@ -21,6 +21,9 @@ import Syscalls
 /// try group.join()
 /// ```
 ///
+/// A complete, compiled example: `Snippets/GroupEchoServer.swift`
+/// (`swift run GroupEchoServer`).
+///
 /// A `LoopGroup` is `Sendable`: any thread may stop it, reach a loop through
 /// its handle, or join it. The loops themselves stay on their threads.
 public final class LoopGroup<S: Selector & SendableMetatype>: Sendable where S.Data == Int {
