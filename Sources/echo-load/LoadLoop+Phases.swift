@@ -54,7 +54,11 @@ extension LoadLoop {
             releaseScheduled()
         } else {
             for index in connections.indices where connections[index].state.isOpen {
-                issue(index)
+                if let lifetime = plan.connectionLifetime, connections[index].recvSeq >= lifetime {
+                    endOfLifetime(index)
+                } else {
+                    issue(index)
+                }
             }
         }
     }

@@ -271,8 +271,11 @@ struct LoadLoop {
     }
 
     /// Connection `index` had its `--connection-lifetime` replies: close it,
-    /// and while the run goes on, open a new one in its place.
-    private mutating func endOfLifetime(_ index: Int) {
+    /// and while the run goes on, open a new one in its place. During the
+    /// connect phase (its probe was its last message) it stays open, idle,
+    /// until the run begins (`beginRunning`).
+    mutating func endOfLifetime(_ index: Int) {
+        if phase == .connecting { return }
         measurement.errors.lifetimeCloses += 1
         if phase == .running { replace(index) } else { close(index) }
     }

@@ -10,13 +10,18 @@ import Testing
 /// without answering goes out again on the replacement).
 @Suite("echo-load's replaced connections", .timeLimit(.minutes(2)))
 struct ReconnectTests {
-    @Test("--connection-lifetime closes each connection after its replies and opens a new one")
-    func lifetimeCyclesConnections() throws {
+    /// A lifetime of 1 ends with the probe, in the connect phase.
+    @Test(
+        "--connection-lifetime closes each connection after its replies and opens a new one", arguments: [1, 5])
+    func lifetimeCyclesConnections(lifetime: Int) throws {
         let server = try ServerProcess.upperEcho()
         defer { _ = server.stop() }
         let (load, report) = try runLoad(
             port: server.port,
-            ["--connections", "4", "--pipeline", "2", "--connection-lifetime", "5", "--warmup", "0", "--duration", "1"])
+            [
+                "--connections", "4", "--pipeline", "2", "--connection-lifetime", "\(lifetime)", "--warmup", "0",
+                "--duration", "1",
+            ])
         #expect(load.child.exited(with: 0), "\(load.child.termination) \(report)")
         // More closes than the 4 first connections: their replacements closed too.
         let closes = value(report, "lifetime_closes")
