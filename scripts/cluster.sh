@@ -58,11 +58,25 @@ awk -v port="$port" -v instances="$instances" -v socket="$run/haproxy.sock" '
     !skip { print }
 ' "$root/deploy/haproxy.cfg" >"$run/haproxy.cfg"
 
+# Each in a session of its own (setsid), so that Ctrl-C reaches this script
+# alone, which stops them in order: the instances would take the terminal's
+# SIGINT as the start of a drain, and HAProxy as a hard stop.
 for i in $(seq "$instances"); do
-    "$upper_echo" --host 127.0.0.1 --port $((port + i)) >"$run/s$i.log" 2>&1 &
+    setsid "$upper_echo" --host 127.0.0.1 --port $((port + i)) >"$run/s$i.log" 2>&1 </dev/null &
     pids+=($!)
 done
-"$haproxy" -W -db -f "$run/haproxy.cfg" &
+# Each instance listens, or the cluster does not start.
+for i in $(seq "$instances"); do
+    for _ in $(seq 200); do
+        grep -q "^listening on" "$run/s$i.log" && break
+        if ! kill -0 "${pids[$((i - 1))]}" 2>/dev/null; then
+            echo "cluster.sh: s$i (port $((port + i))) did not start: $(cat "$run/s$i.log")" >&2
+            stop 1
+        fi
+        sleep 0.05
+    done
+done
+setsid "$haproxy" -W -db -f "$run/haproxy.cfg" </dev/null &
 haproxy_pid=$!
 
 echo "upper-echo x$instances on 127.0.0.1:$((port + 1))-$((port + instances)) (logs in $run), HAProxy on 127.0.0.1:$port"

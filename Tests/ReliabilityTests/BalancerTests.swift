@@ -1,3 +1,4 @@
+import CEpollShim
 import Foundation
 import Syscalls
 import TestSupport
@@ -147,6 +148,77 @@ struct BalancerTests {
     }
 }
 
+/// `scripts/cluster.sh`, the one command that runs instances behind HAProxy.
+@Suite(
+    "scripts/cluster.sh", .timeLimit(.minutes(2)),
+    .enabled(if: Cluster.haproxyPath != nil, "haproxy is not installed (apt-get install haproxy; .ci/run installs it)"))
+struct ClusterScriptTests {
+    @Test("cluster.sh serves through HAProxy, and Ctrl-C drains and stops every process it started")
+    func clusterScript() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let port = try Self.freePortRange(3)
+        let script = Process()
+        script.executableURL = URL(fileURLWithPath: "/bin/bash")
+        script.arguments = [root.appendingPathComponent("scripts/cluster.sh").path, "2", "\(port)"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["UPPER_ECHO"] = try ChildProcess.executablePath("upper-echo")
+        environment["HAPROXY"] = Cluster.haproxyPath
+        script.environment = environment
+        let pipe = Pipe()
+        script.standardInput = FileHandle.nullDevice
+        script.standardOutput = pipe
+        script.standardError = pipe
+        let output = OutputCollector(reading: pipe.fileHandleForReading)
+        try ChildProcess.runWithEmptySignalMask(script, name: "cluster.sh")
+        defer { if script.isRunning { _ = system_kill(script.processIdentifier, SIGKILL) } }
+        #expect(
+            waitUntil(timeout: .seconds(60)) { output.text.contains("Ctrl-C stops everything.") || !script.isRunning },
+            "\(output.text)")
+        #expect(output.text.contains("connect:      nc 127.0.0.1 \(port)"), "\(output.text)")
+        // HAProxy may still be binding when the script prints: retry the first connect.
+        var echoed = ""
+        _ = waitUntil(timeout: .seconds(60)) {
+            guard let client = try? TestClient(port: port, timeout: .seconds(10)) else { return false }
+            defer { client.close() }
+            echoed = (try? client.echo("through the cluster\n")) ?? ""
+            return !echoed.isEmpty
+        }
+        #expect(echoed == "THROUGH THE CLUSTER\n")
+        _ = system_kill(script.processIdentifier, SIGINT)
+        #expect(waitUntil(timeout: .seconds(60)) { !script.isRunning }, "cluster.sh still runs after SIGINT")
+        #expect(script.terminationReason == .exit && script.terminationStatus == 0, "\(output.text)")
+        #expect(waitUntil { output.reachedEnd }, "a process the script started still holds its output")
+        for name in ["s1", "s2"] {
+            let line = output.lines.first { $0.hasPrefix("\(name): stopped ") }
+            #expect(line?.contains(" resets=0 ") == true, "\(name): \(line ?? "no final counters"): \(output.text)")
+        }
+        #expect((try? TestClient(port: port, timeout: .seconds(5))) == nil, "HAProxy still listens")
+    }
+}
+
+extension ClusterScriptTests {
+    /// The first of `count` consecutive ports that are free now, below the
+    /// kernel's ephemeral range (32768 and up), where no client's port can
+    /// take one of them meanwhile.
+    static func freePortRange(_ count: Int) throws -> UInt16 {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let base = UInt16.random(in: 20000...32000, using: &generator)
+            let free = (0..<count).allSatisfy { offset in
+                guard case .success(let fd) = system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue))
+                else { return false }
+                defer { _ = system_close(fd) }
+                _ = system_setsockopt(fd, .reuseAddress, 1)
+                let address = SocketAddress(host: "127.0.0.1", port: base + UInt16(offset))!
+                return (try? system_bind(fd, address).get()) != nil
+            }
+            if free { return base }
+        }
+        throw SpawnError(description: "no 3 consecutive free ports found")
+    }
+}
+
 /// The errors of an echo-load report: what makes its exit status 1.
 private func errorCount(_ report: [String: Any]) -> Int {
     ["mismatches", "resets", "unexpected_eofs", "failed_connects", "unanswered"].map { Int(value(report, $0)) }
@@ -201,7 +273,7 @@ final class Cluster {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for _ in 0..<2 { backends.append(try ServerProcess.upperEcho(["--host", "127.0.0.1"])) }
         backendPorts = backends.map(\.port)
-        port = try Self.freePort()
+        port = try ClusterScriptTests.freePortRange(1)
         let deployed = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("deploy/haproxy.cfg")
         let configuration = try Self.rewrite(
@@ -270,7 +342,7 @@ final class Cluster {
     }
 
     /// A port nothing listens on now.
-    private static func freePort() throws -> UInt16 {
+    static func freePort() throws -> UInt16 {
         let fd = try system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)).get()
         defer { _ = system_close(fd) }
         try system_bind(fd, SocketAddress(host: "127.0.0.1", port: 0)!).get()

@@ -1,3 +1,4 @@
+import CEpollShim
 import Foundation
 import Syscalls
 import TestSupport
