@@ -27,6 +27,14 @@ if [ -z "$upper_echo" ]; then
     upper_echo="$(cd "$root" && swift build -c release --show-bin-path)/upper-echo"
 fi
 
+# Whether process $1 runs (an exited child not yet waited for is a zombie,
+# which `kill -0` still finds).
+running() {
+    local state
+    state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+    [ -n "$state" ] && [ "${state#Z}" = "$state" ]
+}
+
 run="$(mktemp -d "${TMPDIR:-/tmp}/upper-echo-cluster.XXXXXX")"
 pids=()
 haproxy_pid=""
@@ -40,7 +48,18 @@ stop() {
         echo "s$i: $(grep -o 'stopped .*' "$run/s$i.log" | tail -1)"
     done
     if [ -n "$haproxy_pid" ]; then
-        kill -USR1 "$haproxy_pid" 2>/dev/null || true
+        # A soft stop, asked again each second: a master still starting up
+        # (it re-executes itself once its workers run) can miss the first;
+        # after 10 s a hard stop.
+        for _ in $(seq 10); do
+            running "$haproxy_pid" || break
+            kill -USR1 "$haproxy_pid" 2>/dev/null || break
+            for _ in $(seq 20); do
+                running "$haproxy_pid" || break 2
+                sleep 0.05
+            done
+        done
+        kill -TERM "$haproxy_pid" 2>/dev/null || true
         wait "$haproxy_pid" 2>/dev/null || true
     fi
     rm -rf "$run"
@@ -69,7 +88,7 @@ done
 for i in $(seq "$instances"); do
     for _ in $(seq 200); do
         grep -q "^listening on" "$run/s$i.log" && break
-        if ! kill -0 "${pids[$((i - 1))]}" 2>/dev/null; then
+        if ! running "${pids[$((i - 1))]}"; then
             echo "cluster.sh: s$i (port $((port + i))) did not start: $(cat "$run/s$i.log")" >&2
             stop 1
         fi

@@ -171,7 +171,11 @@ struct ClusterScriptTests {
         script.standardError = pipe
         let output = OutputCollector(reading: pipe.fileHandleForReading)
         try ChildProcess.runWithEmptySignalMask(script, name: "cluster.sh")
-        defer { if script.isRunning { _ = system_kill(script.processIdentifier, SIGKILL) } }
+        defer {
+            // The script stops what it started on SIGTERM too.
+            if script.isRunning { _ = system_kill(script.processIdentifier, SIGTERM) }
+            _ = waitUntil(timeout: .seconds(30)) { !script.isRunning }
+        }
         #expect(
             waitUntil(timeout: .seconds(60)) { output.text.contains("Ctrl-C stops everything.") || !script.isRunning },
             "\(output.text)")
@@ -186,7 +190,9 @@ struct ClusterScriptTests {
         }
         #expect(echoed == "THROUGH THE CLUSTER\n")
         _ = system_kill(script.processIdentifier, SIGINT)
-        #expect(waitUntil(timeout: .seconds(60)) { !script.isRunning }, "cluster.sh still runs after SIGINT")
+        #expect(
+            waitUntil(timeout: .seconds(60)) { !script.isRunning }, "cluster.sh still runs after SIGINT: \(output.text)"
+        )
         #expect(script.terminationReason == .exit && script.terminationStatus == 0, "\(output.text)")
         #expect(waitUntil { output.reachedEnd }, "a process the script started still holds its output")
         for name in ["s1", "s2"] {
