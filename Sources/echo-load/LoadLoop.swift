@@ -293,7 +293,7 @@ struct LoadLoop {
         if connections[index].fd >= 0 { _ = system_close(connections[index].fd) }
         let unanswered = UInt64(connections[index].unanswered)
         connections[index].restart()
-        connections[index].issueLimit = phase == .running ? .max : unanswered
+        connections[index].issueLimit = phase == .draining ? unanswered : .max
         move(index, to: .waiting)
         connector.push(index)
     }

@@ -78,7 +78,7 @@ struct BalancerTests {
             #expect(value(report, "lifetime_closes") > 100, "\(report)")
             #expect(drained["resets"] == 0 && drained["bytes_in"] == drained["bytes_out"], "\(drained)")
             figures.append(
-                "\(name): connections=\(Int(value(report, "lifetime_closes"))) failed=\(errorCount(report))"
+                "\(name): connections=\(Int(value(report, "lifetime_closes"))) \(failures(report))"
                     + " drained_accepted=\(drained["accepted"] ?? -1)")
             try cluster.restart(index)
             #expect(cluster.waitUntilUp(name, after: true), "\(name) did not come back UP")
@@ -120,7 +120,7 @@ struct BalancerTests {
             "haproxy-drain-long-lived",
             "reconnect_only: owed_at_eof=\(Int(value(strict, "unexpected_eofs"))) of 10 connections;"
                 + " with_resend: reconnects=\(Int(value(report, "reconnects"))) resent=\(Int(value(report, "resent")))"
-                + " errors=\(errorCount(report)) messages=\(Int(value(report, "messages")))")
+                + " \(failures(report)) messages=\(Int(value(report, "messages")))")
     }
 
     @Test("out of rotation first (runtime API), then SIGTERM, with retries 0: 0 failed connections")
@@ -144,7 +144,7 @@ struct BalancerTests {
         #expect(drained["resets"] == 0, "\(drained)")
         figure(
             "haproxy-out-of-rotation",
-            "retries=0 connections=\(Int(value(report, "lifetime_closes"))) failed=\(errorCount(report))")
+            "retries=0 connections=\(Int(value(report, "lifetime_closes"))) \(failures(report))")
     }
 }
 
@@ -225,10 +225,18 @@ extension ClusterScriptTests {
     }
 }
 
-/// The errors of an echo-load report: what makes its exit status 1.
+/// The kinds of error in an echo-load report: what makes its exit status 1.
+private let errorKinds = ["mismatches", "resets", "unexpected_eofs", "failed_connects", "unanswered"]
+
+/// The errors of an echo-load report.
 private func errorCount(_ report: [String: Any]) -> Int {
-    ["mismatches", "resets", "unexpected_eofs", "failed_connects", "unanswered"].map { Int(value(report, $0)) }
-        .reduce(0, +)
+    errorKinds.map { Int(value(report, $0)) }.reduce(0, +)
+}
+
+/// `failed=N`, and each kind of error there was, for a FIGURE line.
+private func failures(_ report: [String: Any]) -> String {
+    "failed=\(errorCount(report))"
+        + errorKinds.filter { value(report, $0) > 0 }.map { " \($0)=\(Int(value(report, $0)))" }.joined()
 }
 
 private func value(_ report: [String: Any], _ key: String) -> Double {

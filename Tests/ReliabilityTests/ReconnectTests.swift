@@ -75,6 +75,28 @@ struct ReconnectTests {
     }
 }
 
+extension ReconnectTests {
+    @Test("--reconnect: a connection the server ends cleanly while echo-load is still connecting is replaced too")
+    func cleanEndsWhileConnecting() throws {
+        // One reply per connection: the probe's, in the connect phase, when
+        // nothing else is owed; then every later connection ends with
+        // replies owed, which --resend-unanswered sends again.
+        // The second connection is accepted 1 s late: the first one's end
+        // comes while echo-load is still connecting.
+        let server = try EndingServer(size: 16, repliesPerConnection: 1, secondAcceptDelay: .seconds(1))
+        defer { server.close() }
+        let (load, report) = try runLoad(
+            port: server.port,
+            [
+                "--connections", "2", "--size", "16", "--pipeline", "2", "--warmup", "0", "--duration", "1",
+                "--reconnect", "--resend-unanswered",
+            ])
+        #expect(load.child.exited(with: 0), "\(load.child.termination) \(report)")
+        #expect(value(report, "unexpected_eofs") == 0 && value(report, "mismatches") == 0, "\(report)")
+        #expect(value(report, "reconnects") >= 2, "\(report)")
+    }
+}
+
 /// Runs echo-load to its end and returns it with its JSON report.
 private func runLoad(port: UInt16, _ arguments: [String]) throws -> (EchoLoadProcess, [String: Any]) {
     let load = try EchoLoadProcess(port: port, arguments)
@@ -105,7 +127,9 @@ final class EndingServer: @unchecked Sendable {
     /// Replies sent in all.
     var replies: Int { answered.withLock { $0 } }
 
-    init(size: Int, repliesPerConnection: Int) throws {
+    /// `secondAcceptDelay`: how long to wait before accepting the second
+    /// connection (the kernel completes its handshake meanwhile).
+    init(size: Int, repliesPerConnection: Int, secondAcceptDelay: Duration = .zero) throws {
         listener = try system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)).get()
         try system_bind(listener, SocketAddress(host: "127.0.0.1", port: 0)!).get()
         try system_listen(listener, 64).get()
@@ -113,7 +137,10 @@ final class EndingServer: @unchecked Sendable {
         let listener = self.listener
         let answered = self.answered
         Thread {
+            var accepted = 0
             while case .success(let fd) = system_accept4(listener, CInt(SOCK_CLOEXEC.rawValue)) {
+                accepted += 1
+                if accepted == 2 { Thread.sleep(forTimeInterval: seconds(secondAcceptDelay)) }
                 let thread = Thread {
                     Self.serve(fd, size: size, replies: repliesPerConnection, answered: answered)
                 }
