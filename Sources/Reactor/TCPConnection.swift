@@ -29,7 +29,9 @@ public protocol TCPConnectionHandler: AnyObject {
 ///   are flushed, then the connection closes.
 /// - **Closing**: `close()` and `closeLingering()` deliver what was written
 ///   before them; bytes written after them are dropped. `abort()` drops the
-///   queue too. `state` says where a connection is, one `State` at a time.
+///   queue too. `closeLingeringAfterInput(firstInputWithin:)` first answers
+///   the input that has already arrived (a drain that loses no request).
+///   `state` says where a connection is, one `State` at a time.
 /// - **Reset** (`ECONNRESET`, `EPIPE`): closes quietly; never a SIGPIPE.
 /// - **Idle timeout**: closes a connection that moved no byte for that long.
 public final class TCPConnection: EventSource {
@@ -75,6 +77,11 @@ public final class TCPConnection: EventSource {
     public enum State: Sendable, Equatable, CustomStringConvertible {
         /// Reading and writing.
         case open
+        /// `closeLingeringAfterInput(firstInputWithin:)` was called: still
+        /// reading and writing, until a read finds no more input (and, for a
+        /// connection that had received nothing, its first bytes came or the
+        /// wait for them ended); then lingering.
+        case answering
         /// Delivering what is queued, then closing; reading no more, and
         /// dropping writes. Either `close()` was called, or the peer finished
         /// sending (`afterEndOfInput`; the close reason is then `.endOfInput`).
@@ -91,6 +98,7 @@ public final class TCPConnection: EventSource {
         public var description: String {
             switch self {
             case .open: "open"
+            case .answering: "answering what has arrived"
             case .draining(let afterEndOfInput): afterEndOfInput ? "draining after end of input" : "draining"
             case .lingering(let halfClosed): halfClosed ? "lingering, half-closed" : "lingering"
             case .closed: "closed"
@@ -132,6 +140,9 @@ public final class TCPConnection: EventSource {
     private let options: Options
     @exclusivity(unchecked) private var lastActivity: UInt64
     private var idleTimer: TimerID?
+    // While answering: the end of the wait for a first byte, if one is awaited.
+    private var firstInputTimer: TimerID?
+    private var awaitsFirstInput = false
 
     /// The owner. Held strongly until the connection closes, then released,
     /// so that the cycle between a server and its connections ends with them
@@ -164,6 +175,7 @@ public final class TCPConnection: EventSource {
     public var state: State {
         switch current {
         case .open: .open
+        case .answering: .answering
         case .draining: .draining(afterEndOfInput: false)
         case .drainingAfterEndOfInput: .draining(afterEndOfInput: true)
         case .lingering: .lingering(halfClosed: false)
@@ -172,9 +184,14 @@ public final class TCPConnection: EventSource {
         }
     }
 
-    /// `State`, flattened to one byte: what the hot path compares.
+    /// `State`, flattened to one byte: what the hot path compares. The
+    /// phases that read and write come first (`reads`).
     private enum Phase: UInt8 {
-        case open, draining, drainingAfterEndOfInput, lingering, lingeringHalfClosed, closed
+        case open, answering, draining, drainingAfterEndOfInput, lingering, lingeringHalfClosed, closed
+
+        /// Whether a connection in this phase reads from its peer and accepts
+        /// writes: one comparison.
+        @inline(__always) var reads: Bool { rawValue <= Phase.answering.rawValue }
     }
 
     /// Whether the connection is closed.
@@ -223,7 +240,7 @@ public final class TCPConnection: EventSource {
 
     /// Sends `bytes` now, queueing what the kernel does not take.
     ///
-    /// Accepted while the state is `.open`. Dropped once the connection is
+    /// Accepted while the state is `.open` or `.answering`. Dropped once the connection is
     /// closing in any way: after `close()` and `closeLingering()` (what was
     /// written before them is delivered, nothing after), after `abort()`, and
     /// after the peer's end of input (the connection then closes as soon as
@@ -280,9 +297,37 @@ public final class TCPConnection: EventSource {
     /// as it would anyway. Does nothing once `close()` was called.
     public func closeLingering() {
         guard current == .open else { return }
-        if outbound.isEmpty { return startLingering() }
-        current = .lingering
-        updateInterest()
+        linger()
+    }
+
+    /// Closes gracefully after answering the input that has already arrived:
+    /// goes on reading (under the same backpressure) and handing what it
+    /// reads to the handler, whose writes are still accepted, until a read
+    /// finds the socket empty; then does what `closeLingering()` does.
+    ///
+    /// `closeLingering()` stops reading at once: a request that had arrived
+    /// but was not read yet is then read and dropped, and its client gets
+    /// end of input instead of a reply. Here it is answered first. Bytes
+    /// that arrive after the end of input was sent are still dropped: a
+    /// client that keeps sending can always have bytes in flight when the
+    /// end of input leaves, and only the client can send them again.
+    ///
+    /// - Parameter wait: for a connection that has not received a byte yet,
+    ///   how long to wait for its first bytes before the half-close: a
+    ///   client (or a balancer) that has just connected usually has its
+    ///   request on the way. `.zero`: no wait. A connection that has
+    ///   received bytes before does not wait.
+    ///
+    /// Does nothing once closing has begun in any way.
+    public func closeLingeringAfterInput(firstInputWithin wait: Duration = .zero) {
+        guard current == .open else { return }
+        current = .answering
+        if received == 0 && wait > .zero {
+            awaitsFirstInput = true
+            firstInputTimer = loop.schedule(after: wait) { [weak self] in self?.firstInputWaitEnded() }
+        }
+        // What has arrived is read now; what comes later, on readiness.
+        if !readPaused { readAvailable() }
     }
 
     /// Closes now, dropping whatever is queued.
@@ -301,9 +346,9 @@ public final class TCPConnection: EventSource {
         }
     }
 
-    private var wantsToRead: Bool { current == .open && !readPaused }
+    private var wantsToRead: Bool { current.reads && !readPaused }
 
-    private var acceptsWrites: Bool { current == .open }
+    private var acceptsWrites: Bool { current.reads }
 
     private func readAvailable() {
         let buffer = readBuffer
@@ -317,8 +362,13 @@ public final class TCPConnection: EventSource {
                 if tracksActivity { lastActivity = loop.iterationTime }
                 owner?.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
                 // A short read drained the socket; the handler may have paused or closed us.
-                if count < buffer.count || !wantsToRead { return }
+                if count < buffer.count {
+                    if current == .answering { inputAnswered() }
+                    return
+                }
+                if !wantsToRead { return }
             case .success(.wouldBlock):
+                if current == .answering { inputAnswered() }
                 return
             case .failure(let errno):
                 finish(.reset(errno))
@@ -348,10 +398,37 @@ public final class TCPConnection: EventSource {
             case .draining: return finish(.closedLocally)
             case .drainingAfterEndOfInput: return finish(.endOfInput)
             case .lingering: return startLingering()
-            case .open, .lingeringHalfClosed, .closed: break
+            case .open, .answering, .lingeringHalfClosed, .closed: break
             }
         }
         updateInterest()
+        // Reading may have resumed below the low-water mark, with input
+        // already waiting: the readiness that announced it has passed.
+        if current == .answering && !readPaused { readAvailable() }
+    }
+
+    /// Delivers what is queued, then half-closes and waits for the peer.
+    private func linger() {
+        if outbound.isEmpty { return startLingering() }
+        current = .lingering
+        updateInterest()
+    }
+
+    /// While answering, a read found the socket empty: linger, unless the
+    /// first bytes are still awaited.
+    private func inputAnswered() {
+        guard current == .answering, received > 0 || !awaitsFirstInput else { return }
+        if let firstInputTimer { loop.cancel(firstInputTimer) }
+        firstInputTimer = nil
+        awaitsFirstInput = false
+        linger()
+    }
+
+    private func firstInputWaitEnded() {
+        firstInputTimer = nil
+        awaitsFirstInput = false
+        // Read once more: whatever arrived meanwhile is answered too.
+        if current == .answering && !readPaused { readAvailable() }
     }
 
     /// Sends end of input after the last reply and watches for the peer's.
@@ -419,6 +496,8 @@ public final class TCPConnection: EventSource {
         current = .closed
         if let idleTimer { loop.cancel(idleTimer) }
         idleTimer = nil
+        if let firstInputTimer { loop.cancel(firstInputTimer) }
+        firstInputTimer = nil
         loop.unregister(id)
         _ = system_close(descriptor.rawValue)
         descriptor = FileDescriptor(rawValue: -1)

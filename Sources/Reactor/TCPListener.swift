@@ -354,6 +354,42 @@ public final class TCPListener: EventSource {
         resume()
     }
 
+    /// Accepts every connection the kernel has already queued, handing each
+    /// on as `handle(_:)` does (within `maxConnections`; under `.acceptor`,
+    /// to the loop the policy picks), until `accept4` finds the queue empty;
+    /// then closes like `close()`. Later calls do nothing. Under `.acceptor`,
+    /// another loop's listener has no queue of its own: it only closes.
+    ///
+    /// `close()` alone makes the kernel reset the connections still queued:
+    /// their handshakes are complete, so their clients (or a balancer) count
+    /// them as connected and then see a reset, which a balancer does not
+    /// retry elsewhere. Accepted here, they are served like the others.
+    /// The queue is emptied in one go, without the per-wake-up bound, but
+    /// with at most twice the backlog accepted, so that a flood cannot hold
+    /// the loop. A handshake that completes between the last accept and the
+    /// close is still reset; a connection attempted after the close is
+    /// refused. Out of descriptors, the rest of the queue is reset.
+    public func acceptQueuedThenClose() {
+        guard id != nil else { return }
+        if case .worker = role { return close() }
+        var budget = 2 * Int(max(options.backlog, 1)) + options.acceptsPerWakeup
+        accepting: while budget > 0 {
+            budget -= 1
+            switch Socket.accept(descriptor) {
+            case .success(.processed(let client)):
+                if options.noDelay { _ = system_setsockopt(client, .noDelay, 1) }
+                route(client)
+            case .success(.wouldBlock):
+                break accepting
+            case .failure(let errno) where errno == .connectionAbort:
+                continue  // that connection is gone; the next may be fine
+            case .failure:
+                break accepting
+            }
+        }
+        close()
+    }
+
     /// Stops listening and closes the socket; later calls do nothing. Under
     /// `.acceptor`, another loop's listener instead takes what loop 0 has
     /// handed it so far (`onAccept` sees those) and takes no more: loop 0

@@ -9,11 +9,14 @@ public struct ServerStats: Sendable, Equatable, CustomStringConvertible {
     public var refused = 0
     /// Connections closed by the idle timeout.
     public var idleClosed = 0
-    /// Connections the peer reset, or that failed otherwise, after sending
-    /// at least one byte.
+    /// Connections the peer reset, or that failed otherwise, while replies
+    /// were owed: some byte received was not answered, or replies were
+    /// still queued.
     public var resets = 0
-    /// Connections the peer reset before sending a byte: what a balancer's
-    /// health check does (HAProxy connects, then closes with a reset).
+    /// Connections the peer reset with nothing owed: every byte received
+    /// was answered and nothing was queued. What a balancer's health check
+    /// does: HAProxy's `tcp-check` connects, sends `ping\n`, reads `PING`,
+    /// then closes with a reset; a plain TCP check connects and resets.
     public var probeResets = 0
     /// Bytes received.
     public var bytesIn = 0

@@ -133,7 +133,9 @@ public final class UpperEchoServer: TCPConnectionHandler {
         counters.closed += 1
         switch reason {
         case .idleTimeout: counters.idleClosed += 1
-        case .reset where connection.bytesReceived == 0: counters.probeResets += 1
+        // Nothing owed (every byte received answered, nothing queued): what
+        // a health check does, connecting, maybe probing, then resetting.
+        case .reset where connection.bytesSent == connection.bytesReceived: counters.probeResets += 1
         case .reset: counters.resets += 1
         case .endOfInput, .closedLocally: break
         }
@@ -143,21 +145,34 @@ public final class UpperEchoServer: TCPConnectionHandler {
         if isShuttingDown && connections.isEmpty { finishShutdown() }
     }
 
-    /// Stops accepting, lets every connection deliver what is queued for it
-    /// (reading no more) and waits for each peer to close its side
-    /// (`TCPConnection.closeLingering()`); after `grace` (by default the
-    /// configuration's `shutdownGrace`) closes whatever is left, dropping its
-    /// queue. Then calls `onShutdownComplete`.
+    /// Drains the server: accepts the connections the kernel has already
+    /// queued and stops listening (`TCPListener.acceptQueuedThenClose()`);
+    /// lets every connection answer the input that has already arrived, then
+    /// deliver what is queued for it, send end of input and wait for its peer
+    /// to close its side (`TCPConnection.closeLingeringAfterInput(firstInputWithin:)`).
+    /// A connection that has not received a byte yet is first given up to
+    /// half the grace, at most 1 s, for its first bytes: a client or a
+    /// balancer that has just connected has its request on the way.
+    /// After `grace` (by default the configuration's `shutdownGrace`) closes
+    /// whatever is left, dropping its queue. Then calls `onShutdownComplete`.
+    ///
+    /// Bytes a client sends after the end of input left are dropped, never
+    /// processed: what the client gets back before the end of input is the
+    /// answer to every byte the server read, in order, so the bytes it got
+    /// no answer for can be sent again elsewhere.
     public func shutdown(grace: Duration? = nil) {
         guard !isShuttingDown else { return }
         isShuttingDown = true
-        listener?.close()
+        let grace = grace ?? configuration.shutdownGrace
+        // Closing the listener with connections queued would reset them.
+        listener?.acceptQueuedThenClose()
         logger.info("shutting down", metadata: ["open": "\(connections.count)"])
         // Lingering: a plain close with input unread would reset the
         // connection and drop the replies still in the kernel's send buffer.
-        for connection in connections.values { connection.closeLingering() }
+        let firstInput = min(grace / 2, .seconds(1))
+        for connection in connections.values { connection.closeLingeringAfterInput(firstInputWithin: firstInput) }
         if connections.isEmpty { return finishShutdown() }
-        shutdownTimer = loop.schedule(after: grace ?? configuration.shutdownGrace) { [weak self] in
+        shutdownTimer = loop.schedule(after: grace) { [weak self] in
             guard let self else { return }
             for connection in self.connections.values { connection.abort() }
             self.finishShutdown()

@@ -50,6 +50,9 @@ struct ClientConnection {
                 true
             case (.probing, .unanswered), (.probing, .answered), (.probing, .finished):
                 true
+            // Replaced by a new connection (--reconnect, --connection-lifetime).
+            case (.probing, .waiting), (.unanswered, .waiting), (.answered, .waiting):
+                true
             case (.unanswered, .answered), (.unanswered, .finished), (.answered, .finished):
                 true
             default:
@@ -81,8 +84,16 @@ struct ClientConnection {
     var recvPos = 0
     /// Pattern offset of message `recvSeq`.
     var recvOffset: Int
-    /// Open loop: messages whose scheduled time has come.
+    /// Open loop: messages whose scheduled time has come, counted over every
+    /// socket this connection has had.
     var scheduled: UInt64 = 0
+    /// Open loop: the schedule's number of this socket's message 0 (the
+    /// messages earlier sockets had answered).
+    var scheduleBase: UInt64 = 0
+    /// Messages this socket may still be given: all (`.max`), except for a
+    /// replacement opened after the run stopped sending, which only sends
+    /// again what its predecessor left unanswered.
+    var issueLimit = UInt64.max
     /// Replies completed inside the measured window.
     var counted: UInt64 = 0
 
@@ -105,6 +116,25 @@ struct ClientConnection {
 
     /// Messages issued whose reply has not fully arrived.
     var inFlight: Int { Int(issued &- recvSeq) }
+
+    /// Messages written, in full or in part, whose reply has not fully arrived.
+    var unanswered: Int { Int(sendSeq &- recvSeq) + (sendPos > 0 ? 1 : 0) }
+
+    /// Starts over for a new socket: message 0 of the new connection is the
+    /// first message this one had no whole reply for, so that what was not
+    /// answered is sent again, byte for byte.
+    mutating func restart() {
+        sendOffset = recvOffset
+        scheduleBase += recvSeq
+        issued = 0
+        sendSeq = 0
+        sendPos = 0
+        recvSeq = 0
+        recvPos = 0
+        connectAttempts = 0
+        writeInterest = false
+        fd = -1
+    }
 
     /// Whether issued bytes still wait to be written.
     var hasUnsent: Bool { sendSeq < issued }
@@ -164,12 +194,15 @@ struct ClientConnection {
         return .matched(completed: completed)
     }
 
-    /// Closed loop: issues messages until `pipeline` are in flight, each with
-    /// `now` as its latency origin. Returns how many it issued.
+    /// Closed loop: issues messages until `pipeline` are in flight (and at
+    /// most `lifetime` on this connection), each with `now` as its latency
+    /// origin. Returns how many it issued.
     @inline(__always)
-    mutating func issueClosedLoop(pipeline: Int, now: Int64, origins: UnsafeMutablePointer<Int64>) -> Int {
+    mutating func issueClosedLoop(
+        pipeline: Int, now: Int64, origins: UnsafeMutablePointer<Int64>, lifetime: UInt64 = .max
+    ) -> Int {
         var added = 0
-        while inFlight < pipeline {
+        while inFlight < pipeline && issued < lifetime {
             origins[Int(issued % UInt64(pipeline))] = now
             issued += 1
             added += 1
@@ -186,11 +219,13 @@ struct ClientConnection {
         pipeline: Int,
         schedule: OpenLoopSchedule,
         connection: Int,
-        origins: UnsafeMutablePointer<Int64>
+        origins: UnsafeMutablePointer<Int64>,
+        lifetime: UInt64 = .max
     ) -> Int {
         var added = 0
-        while inFlight < pipeline && issued < scheduled {
-            origins[Int(issued % UInt64(pipeline))] = schedule.time(message: issued, connection: connection)
+        while inFlight < pipeline && scheduleBase + issued < scheduled && issued < lifetime {
+            origins[Int(issued % UInt64(pipeline))] = schedule.time(
+                message: scheduleBase + issued, connection: connection)
             issued += 1
             added += 1
         }

@@ -52,6 +52,12 @@ struct ConnectQueue {
 
     /// Queues `index` to connect again as soon as there is room.
     mutating func push(_ index: Int) {
+        // Connections replaced while running come back again and again:
+        // reuse the space of those already popped.
+        if head == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            head = 0
+        }
         pending.append(index)
     }
 
@@ -87,11 +93,13 @@ extension LoadLoop {
     /// connects and probes are in flight; starts the run once every
     /// connection is established or given up.
     mutating func startConnects() {
-        guard phase == .connecting else { return }
+        // Later, only connections that are replaced (--reconnect,
+        // --connection-lifetime) connect again.
+        guard phase == .connecting || (phase != .done && plan.replacesConnections) else { return }
         while counts.outstanding < ConnectQueue.maxInFlight, let index = connector.popPending() {
             openSocket(index)
         }
-        if counts.connectsSettled { beginRunning() }
+        if phase == .connecting && counts.connectsSettled { beginRunning() }
     }
 
     /// Creates a non-blocking socket for connection `index` and starts its connect.
@@ -161,6 +169,8 @@ extension LoadLoop {
         } else {
             // Open loop sends nothing before its schedule starts; it has no probe.
             move(index, to: .unanswered)
+            // A replacement sends what came due while it connected.
+            if phase == .running || connections[index].issueLimit != .max { issue(index) }
         }
     }
 

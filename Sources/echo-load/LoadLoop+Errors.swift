@@ -26,8 +26,20 @@ extension LoadLoop {
     }
 
     /// The server closed the connection: an error unless nothing was expected
-    /// any more.
+    /// any more. With `--reconnect`, while connecting or running, a clean end
+    /// (no reply owed) replaces the connection; with `--resend-unanswered`
+    /// so does an end with replies owed, also after the run stopped sending,
+    /// and the unanswered messages go out again.
     mutating func endOfFile(_ index: Int) {
+        let owed = connections[index].unanswered
+        let resends = plan.reconnect && plan.resendUnanswered && owed > 0
+        let sending = phase == .connecting || phase == .running
+        if (sending && plan.reconnect && owed == 0) || (phase != .done && resends) {
+            measurement.errors.reconnects += 1
+            measurement.errors.resent += owed
+            replace(index)
+            return
+        }
         if !(phase == .draining && connections[index].inFlight == 0) { measurement.errors.unexpectedEOFs += 1 }
         close(index)
     }

@@ -8,6 +8,7 @@ extension LoadLoop {
         case .connecting:
             sweepConnects()
         case .running:
+            if plan.replacesConnections { sweepConnects() }
             releaseScheduled()
             if !windowOpened && now >= measurement.windowStart { openWindowOrWait() }
             if now >= measurement.windowEnd {
@@ -19,11 +20,19 @@ extension LoadLoop {
                 drainEnd = now + Self.drainTime
                 nextProgress = .max
             }
-        case .draining, .done:
+        case .draining:
+            if plan.replacesConnections { sweepConnects() }
+        case .done:
             break
         }
-        if phase == .draining && (inFlightTotal == 0 || now >= drainEnd) { phase = .done }
-        if phase == .running && counts.open == 0 { phase = .done }
+        // Replacements that resend what was left unanswered are waited for too.
+        let replacing = plan.replacesConnections && counts.waiting + counts.connecting + counts[.probing] > 0
+        if phase == .draining && ((inFlightTotal == 0 && !replacing) || now >= drainEnd) { phase = .done }
+        if phase == .running && counts.open == 0
+            && (!plan.replacesConnections || counts.waiting + counts.connecting == 0)
+        {
+            phase = .done
+        }
         if now >= nextProgress && phase != .done { printProgress() }
     }
 
@@ -45,7 +54,11 @@ extension LoadLoop {
             releaseScheduled()
         } else {
             for index in connections.indices where connections[index].state.isOpen {
-                issue(index)
+                if let lifetime = plan.connectionLifetime, connections[index].recvSeq >= lifetime {
+                    endOfLifetime(index)
+                } else {
+                    issue(index)
+                }
             }
         }
     }
@@ -82,6 +95,10 @@ extension LoadLoop {
             if connections[index].state.isOpen {
                 connections[index].scheduled += 1
                 issue(index)
+            } else if plan.replacesConnections && connections[index].state != .failed {
+                // Being replaced: due all the same, sent (and timed from now
+                // on) once the new connection is established.
+                connections[index].scheduled += 1
             }
         }
     }
@@ -119,6 +136,10 @@ extension LoadLoop {
         var least: UInt64 = 0
         var most: UInt64 = 0
         var first = true
+        for connection in connections where connection.issueLimit != .max {
+            // A replacement that never got to send again what was left unanswered.
+            if connection.state == .waiting || connection.state == .connecting { measurement.errors.unanswered += 1 }
+        }
         for connection in connections where connection.state.isOpen || connection.state == .finished {
             if connection.state.isOpen && connection.issued > 0 && connection.recvSeq == 0 {
                 measurement.errors.unanswered += 1

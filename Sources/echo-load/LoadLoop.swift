@@ -115,8 +115,11 @@ struct LoadLoop {
         case .connecting: deadline = min(deadline, connector.nextSweep)
         case .running:
             deadline = min(deadline, windowOpened ? measurement.windowEnd : measurement.windowStart)
+            if plan.replacesConnections { deadline = min(deadline, connector.nextSweep) }
             if let schedule { armTimer(at: schedule.time(global: nextGlobal)) }
-        case .draining: deadline = min(deadline, drainEnd)
+        case .draining:
+            deadline = min(deadline, drainEnd)
+            if plan.replacesConnections { deadline = min(deadline, connector.nextSweep) }
         case .done: deadline = now
         }
         return max(0, deadline - now)
@@ -168,6 +171,10 @@ struct LoadLoop {
                 case .matched(let completed):
                     inFlightTotal -= completed
                     if completed > 0 && connections[index].state != .answered { move(index, to: .answered) }
+                    if let lifetime = plan.connectionLifetime, connections[index].recvSeq >= lifetime {
+                        endOfLifetime(index)
+                        return
+                    }
                 case .mismatch(let offset):
                     describeMismatch(index, bytes[offset...])
                     measurement.errors.mismatches += 1
@@ -179,7 +186,7 @@ struct LoadLoop {
                     close(index)
                     return
                 }
-                if phase == .running { issue(index) }
+                if phase == .running || connections[index].issueLimit != .max { issue(index) }
                 if !connections[index].state.isOpen || count < buffer.count { return }
             case .failure(let errno) where errno == .resourceTemporarilyUnavailable:
                 return
@@ -195,9 +202,11 @@ struct LoadLoop {
         let origins = storage.origins + index * pipeline
         if let schedule {
             inFlightTotal += connections[index].issueOpenLoop(
-                pipeline: pipeline, schedule: schedule, connection: index, origins: origins)
+                pipeline: pipeline, schedule: schedule, connection: index, origins: origins,
+                lifetime: issueLimit(index))
         } else {
-            inFlightTotal += connections[index].issueClosedLoop(pipeline: pipeline, now: now, origins: origins)
+            inFlightTotal += connections[index].issueClosedLoop(
+                pipeline: pipeline, now: now, origins: origins, lifetime: issueLimit(index))
         }
         if !connections[index].writeInterest && connections[index].hasUnsent { flush(index) }
     }
@@ -259,6 +268,34 @@ struct LoadLoop {
         }
         if connections[index].fd >= 0 { _ = system_close(connections[index].fd) }
         connections[index].fd = -1
+    }
+
+    /// Connection `index` had its `--connection-lifetime` replies: close it,
+    /// and while the run goes on, open a new one in its place. During the
+    /// connect phase (its probe was its last message) it stays open, idle,
+    /// until the run begins (`beginRunning`).
+    mutating func endOfLifetime(_ index: Int) {
+        if phase == .connecting { return }
+        measurement.errors.lifetimeCloses += 1
+        if phase == .running { replace(index) } else { close(index) }
+    }
+
+    /// The most messages connection `index`'s socket may be given.
+    private func issueLimit(_ index: Int) -> UInt64 {
+        min(plan.connectionLifetime ?? .max, connections[index].issueLimit)
+    }
+
+    /// Closes connection `index` and queues a new one in its place, which
+    /// starts with the first message this one had no whole reply for. Once
+    /// the run has stopped sending (draining), the new one sends only those.
+    mutating func replace(_ index: Int) {
+        inFlightTotal -= connections[index].inFlight
+        if connections[index].fd >= 0 { _ = system_close(connections[index].fd) }
+        let unanswered = UInt64(connections[index].unanswered)
+        connections[index].restart()
+        connections[index].issueLimit = phase == .draining ? unanswered : .max
+        move(index, to: .waiting)
+        connector.push(index)
     }
 
     /// Moves connection `index` to `state`, and `counts` with it.

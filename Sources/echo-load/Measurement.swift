@@ -18,6 +18,14 @@ struct ErrorCounts {
     var unanswered = 0
     /// Connect attempts that timed out or were refused and were tried again.
     var connectRetries = 0
+    /// Connections the server ended cleanly (or, with --resend-unanswered,
+    /// with replies owed) that were replaced by new ones (--reconnect).
+    var reconnects = 0
+    /// Messages sent again on a replacement because the server ended their
+    /// connection before answering them (--resend-unanswered).
+    var resent = 0
+    /// Connections closed here after their --connection-lifetime replies.
+    var lifetimeCloses = 0
 
     /// The errors that count against the server.
     var total: Int { mismatches + resets + unexpectedEOFs + failedConnects + unanswered }

@@ -18,6 +18,11 @@ struct Options: ParsableCommand {
             has had a reply (at most --first-reply-timeout more), so that the least-served count measures the \
             server, not a handshake still being retransmitted. A progress line goes to standard error each second; the report \
             (or --json) to standard output.
+            With --reconnect, a connection the server ends cleanly (every reply delivered, then \
+            end of input) is replaced by a new one and counted, not an error; with \
+            --resend-unanswered also one that ends with replies owed, whose unanswered messages \
+            are sent again on its replacement. --connection-lifetime N closes each connection \
+            after N replies and opens a new one (short connections).
             Exit status: 0 when every reply matched and no connection failed; 1 otherwise \
             (mismatches, resets, unexpected EOFs, failed connects, connections never answered).
             """
@@ -69,6 +74,25 @@ struct Options: ParsableCommand {
     @Option(help: "The server's process id: report its CPU time and memory over the measured window.")
     var serverPID: Int32?
 
+    @Flag(
+        help: """
+            Replace a connection the server ends cleanly (all replies delivered, then \
+            end of input) with a new one, counted in reconnects; a reset, a wrong byte or an end of \
+            input with replies owed stay errors.
+            """)
+    var reconnect = false
+
+    @Flag(
+        help: """
+            With --reconnect: a connection the server ends with replies owed is replaced too, and \
+            the messages it did not answer are sent again on the new one (counted in resent). \
+            For a service whose requests may be repeated, as this one's may.
+            """)
+    var resendUnanswered = false
+
+    @Option(help: "Close each connection after this many replies and open a new one (short connections).")
+    var connectionLifetime: Int?
+
     /// Descriptors kept for everything but the connections: standard
     /// streams, epoll, the timer, and a margin.
     static let reservedDescriptors = 16
@@ -93,6 +117,10 @@ struct Options: ParsableCommand {
         guard firstReplyTimeout >= 0 && firstReplyTimeout <= 3600 else {
             throw ValidationError("--first-reply-timeout must be in [0, 3600] seconds")
         }
+        if let connectionLifetime, connectionLifetime < 1 {
+            throw ValidationError("--connection-lifetime must be at least 1 message")
+        }
+        if resendUnanswered && !reconnect { throw ValidationError("--resend-unanswered needs --reconnect") }
     }
 
     func run() throws {
@@ -117,7 +145,10 @@ struct Options: ParsableCommand {
             connectTimeoutSeconds: connectTimeout,
             firstReplyTimeoutSeconds: firstReplyTimeout,
             seed: seed,
-            serverPID: serverPID
+            serverPID: serverPID,
+            reconnect: reconnect,
+            resendUnanswered: resendUnanswered,
+            connectionLifetime: connectionLifetime.map { UInt64($0) }
         )
         let payload = Payload(size: size, seed: seed)
         var loop: LoadLoop
@@ -152,6 +183,15 @@ struct LoadPlan {
     let firstReplyTimeoutSeconds: Double
     let seed: UInt64
     let serverPID: Int32?
+    /// Replace a connection the server ends cleanly.
+    var reconnect = false
+    /// Also replace one it ends with replies owed, sending those messages again.
+    var resendUnanswered = false
+    /// Messages per connection before it is closed and replaced, or `nil`.
+    var connectionLifetime: UInt64? = nil
+
+    /// Whether connections are replaced while the run goes on.
+    var replacesConnections: Bool { reconnect || connectionLifetime != nil }
 
     var warmupNanoseconds: Int64 { Int64(warmupSeconds * 1e9) }
     var durationNanoseconds: Int64 { Int64(durationSeconds * 1e9) }

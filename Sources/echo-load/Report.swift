@@ -65,7 +65,7 @@ enum Report {
               errors          \(errors.total) (mismatches \(errors.mismatches), resets \(errors.resets), \
             unexpected EOFs \(errors.unexpectedEOFs), failed connects \(errors.failedConnects), \
             never answered \(errors.unanswered)); \
-            connect retries \(errors.connectRetries)\(serverLine(result))
+            connect retries \(errors.connectRetries)\(replacementLine(result))\(serverLine(result))
             """
     }
 
@@ -101,6 +101,9 @@ enum Report {
             ("failed_connects", "\(errors.failedConnects)"),
             ("unanswered", "\(errors.unanswered)"),
             ("connect_retries", "\(errors.connectRetries)"),
+            ("reconnects", "\(errors.reconnects)"),
+            ("resent", "\(errors.resent)"),
+            ("lifetime_closes", "\(errors.lifetimeCloses)"),
             ("warmup_s", fixed(plan.warmupSeconds, 3)),
             ("seed", "\(plan.seed)"),
             ("server_cpu_s", result.server?.cpuSeconds.map { fixed($0, 3) } ?? "null"),
@@ -110,6 +113,15 @@ enum Report {
             ("server_peak_rss_kb", result.server?.peakRSSKilobytes.map { "\($0)" } ?? "null"),
         ]
         return "{" + fields.map { "\(quoted($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    private static func replacementLine(_ result: LoadResult) -> String {
+        let plan = result.plan
+        guard plan.replacesConnections else { return "" }
+        let errors = result.errors
+        return
+            "\n  replaced        \(errors.reconnects) ended by the server (reconnects), \(errors.resent) messages resent, "
+            + "\(errors.lifetimeCloses) closed at their lifetime of \(plan.connectionLifetime.map { "\($0)" } ?? "-")"
     }
 
     private static func serverLine(_ result: LoadResult) -> String {

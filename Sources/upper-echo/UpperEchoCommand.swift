@@ -13,7 +13,8 @@ struct UpperEchoCommand: ParsableCommand {
         abstract: "Echo every byte back with ASCII a-z upper-cased, over epoll, poll or select.",
         discussion: """
             Prints `listening on HOST:PORT (BACKEND)` once it accepts connections.
-            SIGINT or SIGTERM: stop accepting, deliver queued replies (for --shutdown-grace at most), exit 0;
+            SIGINT or SIGTERM: accept the connections already queued, answer what has arrived, deliver
+            the replies (for --shutdown-grace at most), exit 0;
             a second SIGINT or SIGTERM stops at once.
             SIGHUP: print one `stats ...` line with the server's counters (with several loops,
             a `loop=K ...` line per loop first).
