@@ -143,6 +143,10 @@ public final class TCPConnection: EventSource {
     // While answering: the end of the wait for a first byte, if one is awaited.
     private var firstInputTimer: TimerID?
     private var awaitsFirstInput = false
+    // While answering: how many bytes in all `received` must reach to have
+    // read everything that had arrived when the answering began (or, for a
+    // connection that awaited its first bytes, when they came).
+    private var answerUntil = 0
 
     /// The owner. Held strongly until the connection closes, then released,
     /// so that the cycle between a server and its connections ends with them
@@ -302,8 +306,12 @@ public final class TCPConnection: EventSource {
 
     /// Closes gracefully after answering the input that has already arrived:
     /// goes on reading (under the same backpressure) and handing what it
-    /// reads to the handler, whose writes are still accepted, until a read
-    /// finds the socket empty; then does what `closeLingering()` does.
+    /// reads to the handler, whose writes are still accepted, until it has
+    /// read the bytes that were in the socket when it was called (the
+    /// kernel's count of unread bytes then) or a read finds the socket
+    /// empty; then does what `closeLingering()` does. A client that keeps
+    /// sending cannot hold the connection open: what it sent later is not
+    /// waited for.
     ///
     /// `closeLingering()` stops reading at once: a request that had arrived
     /// but was not read yet is then read and dropped, and its client gets
@@ -322,6 +330,7 @@ public final class TCPConnection: EventSource {
     public func closeLingeringAfterInput(firstInputWithin wait: Duration = .zero) {
         guard current == .open else { return }
         current = .answering
+        answerUntil = received + unreadBytes()
         if received == 0 && wait > .zero {
             awaitsFirstInput = true
             firstInputTimer = loop.schedule(after: wait) { [weak self] in self?.firstInputWaitEnded() }
@@ -361,6 +370,7 @@ public final class TCPConnection: EventSource {
                 received &+= count
                 if tracksActivity { lastActivity = loop.iterationTime }
                 owner?.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+                if current == .answering && answeredWhatHadArrived() { return }
                 // A short read drained the socket; the handler may have paused or closed us.
                 if count < buffer.count {
                     if current == .answering { inputAnswered() }
@@ -412,6 +422,26 @@ public final class TCPConnection: EventSource {
         if outbound.isEmpty { return startLingering() }
         current = .lingering
         updateInterest()
+    }
+
+    /// While answering, after a read: whether everything that had arrived is
+    /// read now (then it lingers). The first bytes of a connection that
+    /// awaited them set the mark anew: what has arrived by then.
+    private func answeredWhatHadArrived() -> Bool {
+        if awaitsFirstInput {
+            awaitsFirstInput = false
+            if let firstInputTimer { loop.cancel(firstInputTimer) }
+            firstInputTimer = nil
+            answerUntil = received + unreadBytes()
+        }
+        guard received >= answerUntil else { return false }
+        inputAnswered()
+        return true
+    }
+
+    /// The bytes in the socket not read yet; 0 if the kernel will not say.
+    private func unreadBytes() -> Int {
+        (try? system_unread_bytes(descriptor.rawValue).get()) ?? 0
     }
 
     /// While answering, a read found the socket empty: linger, unless the

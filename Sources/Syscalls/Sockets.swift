@@ -172,3 +172,9 @@ package enum ShutdownHow {
     /// `SHUT_WR`: no more sends; the peer reads end of input.
     package static var write: CInt { CInt(SHUT_WR) }
 }
+
+/// The bytes received on socket `fd` and not read yet. The corresponding C
+/// call is `ioctl(fd, FIONREAD)`.
+package func system_unread_bytes(_ fd: CInt) -> Result<Int, Errno> {
+    valueOrErrno(.ioctl) { cepoll_unread_bytes(fd) }.map { Int($0) }
+}

@@ -31,6 +31,7 @@
     case epollWait = "epoll_wait"
     case close
     case fcntl
+    case ioctl
     case read
     case write
     case pipe2

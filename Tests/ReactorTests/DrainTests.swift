@@ -71,6 +71,39 @@ struct DrainTests {
             intact, "the peer got \(pair.peerReceived.count) of \(earlier.count + sent.count) bytes, or wrong ones")
     }
 
+    @Test(
+        "a peer that keeps the socket full cannot hold the answering open: what had arrived is answered, then the half-close"
+    )
+    func aPeerThatNeverStopsSendingIsNotWaitedFor() throws {
+        // One read per wake-up: between two reads the peer fills the socket
+        // again, so that no read is ever short.
+        var options = TCPConnection.Options()
+        options.readsPerWakeup = 1
+        let pair = try ConnectedPair(options: options)
+        func fill() -> [UInt8] {
+            var sent: [UInt8] = []
+            while true {
+                let chunk = [UInt8](repeating: UInt8(ascii: "q"), count: 16 * 1024)
+                let count = pair.peerSend(chunk)
+                sent += chunk[..<max(count, 0)]
+                if count < chunk.count { return sent }
+            }
+        }
+        let before = fill()
+        try #require(before.count > 64 * 1024, "the socket took only \(before.count) bytes")
+        pair.connection.closeLingeringAfterInput()
+        // Every step the peer fills the socket again and reads its replies:
+        // every read the connection makes is a full one.
+        let left = try drive(pair.loop, timeout: .seconds(30)) {
+            _ = fill()
+            pair.peerDrain()
+            return pair.connection.state != .answering
+        }
+        #expect(left, "still answering after 30 s: a peer that keeps sending holds the drain open")
+        #expect(pair.peerReceived.count >= before.count, "answered \(pair.peerReceived.count) of \(before.count)")
+        #expect(pair.peerReceived.prefix(before.count).allSatisfy { $0 == UInt8(ascii: "Q") })
+    }
+
     @Test("a connection that has received nothing waits for its first bytes and answers them")
     func waitsForTheFirstBytes() throws {
         let pair = try ConnectedPair()

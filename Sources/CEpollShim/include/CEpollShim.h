@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/select.h>
@@ -47,6 +48,14 @@ static inline uint64_t cepoll_event_data(const struct epoll_event *events, int i
 }
 
 /// `FD_ZERO`: empties a descriptor set.
+/// The bytes received on socket `fd` and not yet read (`ioctl(FIONREAD)`,
+/// which Swift cannot call: `ioctl` is variadic). Returns the count, or -1
+/// with errno set.
+static inline int cepoll_unread_bytes(int fd) {
+    int count = 0;
+    return ioctl(fd, FIONREAD, &count) == 0 ? count : -1;
+}
+
 static inline void cepoll_fd_zero(fd_set *set) { FD_ZERO(set); }
 
 /// `FD_SET`: adds `fd` (which must be in 0..<FD_SETSIZE) to a descriptor set.
