@@ -78,7 +78,8 @@ public final class TCPConnection: EventSource {
         /// Reading and writing.
         case open
         /// `closeLingeringAfterInput(firstInputWithin:)` was called: still
-        /// reading and writing, until a read finds no more input (and, for a
+        /// reading and writing, until it has read the bytes that were unread
+        /// when it was called, or a read finds no more input (and, for a
         /// connection that had received nothing, its first bytes came or the
         /// wait for them ended); then lingering.
         case answering
