@@ -65,6 +65,8 @@ public final class TCPListener: EventSource {
     private var memberHandles: [EventLoopHandle] = []
     // A worker's batch of hand-offs, reused.
     private var batch: [CInt] = []
+    // `refuseNewConnections()` was called: a drain is under way.
+    private var refusingNew = false
 
     /// What this listener is in its group, if any.
     private enum Role {
@@ -354,24 +356,46 @@ public final class TCPListener: EventSource {
         resume()
     }
 
-    /// Accepts every connection the kernel has already queued, handing each
-    /// on as `handle(_:)` does (within `maxConnections`; under `.acceptor`,
-    /// to the loop the policy picks), until `accept4` finds the queue empty;
-    /// then closes like `close()`. Later calls do nothing. Under `.acceptor`,
-    /// another loop's listener has no queue of its own: it only closes.
+    /// Begins a drain: no new connection is let in, and every connection
+    /// whose handshake had begun is accepted and handed on as `handle(_:)`
+    /// does (within `maxConnections`; under `.acceptor`, to the loop the
+    /// policy picks). Call `close()` when the drain is over. Later calls do
+    /// nothing. Under `.acceptor`, another loop's listener has no socket: it
+    /// closes at once (see `close()`).
     ///
-    /// `close()` alone makes the kernel reset the connections still queued:
-    /// their handshakes are complete, so their clients (or a balancer) count
-    /// them as connected and then see a reset, which a balancer does not
-    /// retry elsewhere. Accepted here, they are served like the others.
-    /// The queue is emptied in one go, without the per-wake-up bound, but
-    /// with at most twice the backlog accepted, so that a flood cannot hold
-    /// the loop. A handshake that completes between the last accept and the
-    /// close is still reset; a connection attempted after the close is
-    /// refused. Out of descriptors, the rest of the queue is reset.
+    /// A socket filter makes the kernel drop every SYN that would open a new
+    /// connection from now on: such a client retransmits it (after 1 s) and
+    /// then meets the closed port, which a balancer retries elsewhere. The
+    /// connections already queued are accepted now, until `accept4` finds
+    /// the queue empty; a handshake still under way completes, and is
+    /// accepted on the listener's readiness, as long as it is open.
+    /// `close()` alone would make the kernel reset both kinds: their clients
+    /// (or a balancer) count them as connected, then see a reset, which a
+    /// balancer does not retry. Without the filter (a kernel that refuses
+    /// it), the listener accepts what is queued now and closes at once.
+    public func refuseNewConnections() {
+        guard id != nil, !refusingNew else { return }
+        if case .worker = role { return close() }
+        refusingNew = true
+        let filtered: Bool
+        if case .success = system_drop_new_connections(descriptor) { filtered = true } else { filtered = false }
+        acceptQueued()
+        if !filtered { close() }
+    }
+
+    /// Accepts every connection queued now, in one go (see `refuseNewConnections()`),
+    /// then closes. Later calls do nothing.
     public func acceptQueuedThenClose() {
         guard id != nil else { return }
         if case .worker = role { return close() }
+        acceptQueued()
+        close()
+    }
+
+    /// Accepts until `accept4` finds the queue empty, without the per-wake-up
+    /// bound but with at most twice the backlog, so that a flood cannot hold
+    /// the loop. Out of descriptors, the rest stays queued.
+    private func acceptQueued() {
         var budget = 2 * Int(max(options.backlog, 1)) + options.acceptsPerWakeup
         accepting: while budget > 0 {
             budget -= 1
@@ -387,7 +411,6 @@ public final class TCPListener: EventSource {
                 break accepting
             }
         }
-        close()
     }
 
     /// Stops listening and closes the socket; later calls do nothing. Under

@@ -178,3 +178,10 @@ package enum ShutdownHow {
 package func system_unread_bytes(_ fd: CInt) -> Result<Int, Errno> {
     valueOrErrno(.ioctl) { cepoll_unread_bytes(fd) }.map { Int($0) }
 }
+
+/// Makes a listening TCP socket drop every segment that would open a new
+/// connection, and keep every other (see `cepoll_drop_new_connections`).
+/// The corresponding C call is `setsockopt(SO_ATTACH_FILTER)`.
+package func system_drop_new_connections(_ fd: CInt) -> Result<Void, Errno> {
+    valueOrErrno(.setsockopt) { cepoll_drop_new_connections(fd) }.map { _ in () }
+}

@@ -26,6 +26,8 @@ public final class UpperEchoServer: TCPConnectionHandler {
     private var unwatchable = 0
     private var connections: [ObjectIdentifier: TCPConnection] = [:]
     private var shutdownTimer: TimerID?
+    // During a drain: how long a connection that has received nothing waits for its first bytes.
+    private var drainFirstInput: Duration = .zero
 
     /// The counters, up to date. Reading it visits every open connection
     /// (for the bytes they moved and their queues).
@@ -145,8 +147,9 @@ public final class UpperEchoServer: TCPConnectionHandler {
         if isShuttingDown && connections.isEmpty { finishShutdown() }
     }
 
-    /// Drains the server: accepts the connections the kernel has already
-    /// queued and stops listening (`TCPListener.acceptQueuedThenClose()`);
+    /// Drains the server: lets no new connection in, and accepts every one
+    /// whose handshake had begun (`TCPListener.refuseNewConnections()`; the
+    /// listener closes when the drain is over);
     /// lets every connection answer the input that has already arrived, then
     /// deliver what is queued for it, send end of input and wait for its peer
     /// to close its side (`TCPConnection.closeLingeringAfterInput(firstInputWithin:)`).
@@ -164,13 +167,17 @@ public final class UpperEchoServer: TCPConnectionHandler {
         guard !isShuttingDown else { return }
         isShuttingDown = true
         let grace = grace ?? configuration.shutdownGrace
-        // Closing the listener with connections queued would reset them.
-        listener?.acceptQueuedThenClose()
+        // No new connection from now on; the ones whose handshake had begun
+        // are accepted (closing the listener now would reset them), and the
+        // listener closes when the drain is over.
+        drainFirstInput = min(grace / 2, .seconds(1))
+        listener?.refuseNewConnections()
         logger.info("shutting down", metadata: ["open": "\(connections.count)"])
         // Lingering: a plain close with input unread would reset the
         // connection and drop the replies still in the kernel's send buffer.
-        let firstInput = min(grace / 2, .seconds(1))
-        for connection in connections.values { connection.closeLingeringAfterInput(firstInputWithin: firstInput) }
+        for connection in connections.values {
+            connection.closeLingeringAfterInput(firstInputWithin: drainFirstInput)
+        }
         if connections.isEmpty { return finishShutdown() }
         shutdownTimer = loop.schedule(after: grace) { [weak self] in
             guard let self else { return }
@@ -192,6 +199,8 @@ public final class UpperEchoServer: TCPConnectionHandler {
                 loop: loop, fileDescriptor: fileDescriptor, options: configuration.connection, handler: self)
             connections[ObjectIdentifier(connection)] = connection
             verbose?("fd \(fileDescriptor.rawValue) accepted")
+            // Accepted during the drain: its handshake had begun before it.
+            if isShuttingDown { connection.closeLingeringAfterInput(firstInputWithin: drainFirstInput) }
         } catch {
             // TCPConnection closed it. Select's limit (descriptor 1024) ends here.
             unwatchable += 1
@@ -201,6 +210,7 @@ public final class UpperEchoServer: TCPConnectionHandler {
     }
 
     private func finishShutdown() {
+        listener?.close()
         if let shutdownTimer { loop.cancel(shutdownTimer) }
         shutdownTimer = nil
         let done = onShutdownComplete

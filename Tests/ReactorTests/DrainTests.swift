@@ -1,4 +1,5 @@
 import CEpollShim
+import Glibc
 import Syscalls
 import TestSupport
 import Testing
@@ -174,5 +175,51 @@ struct DrainTests {
             }
             for connection in connections { connection.abort() }
         }
+    }
+
+    @Test(
+        "refuseNewConnections: queued handshakes are served, a new connect never completes, and meets a refusal once the listener closes"
+    )
+    func refusingNewConnectionsLetsNoneInAndResetsNone() throws {
+        let loop = try makeLoop()
+        let handler = RecordingHandler()
+        var connections: [TCPConnection] = []
+        let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { fd in
+            connections.append(try! TCPConnection(loop: loop, fileDescriptor: fd, handler: handler))
+        }
+        let port = listener.localAddress.port
+        let queued = try TestClient(port: port)
+        try queued.send("ping\n")
+        listener.refuseNewConnections()
+        #expect(listener.acceptedCount == 1, "the queued connection was not accepted")
+        for connection in connections { connection.closeLingeringAfterInput() }
+
+        // A connect from now on: its SYN is dropped, so it stays in progress.
+        let late = try system_socket(AF_INET, CInt(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue)).get()
+        defer { _ = system_close(late) }
+        let started = system_connect(late, SocketAddress(host: "127.0.0.1", port: port)!)
+        if case .failure(let errno) = started {
+            #expect(errno == .nowInProgress, "connect failed: \(errno)")
+        } else {
+            Issue.record("the late connect completed at once: the listener let it in")
+        }
+        var poll = pollfd(fd: late, events: Int16(POLLOUT), revents: 0)
+        #expect(Glibc.poll(&poll, 1, 300) == 0, "the late connect completed: the listener let it in")
+        _ = try drive(loop, timeout: .seconds(30)) { connections.allSatisfy { $0.state != .answering } }
+        #expect(listener.acceptedCount == 1)
+
+        // The queued client got its answer and a clean end, not a reset.
+        var received: [UInt8] = []
+        let ending = queued.receiveUntilEnd { _, bytes in received += bytes }
+        #expect(String(decoding: received, as: UTF8.self) == "PING\n" && ending == .endOfFile, "\(ending)")
+
+        // Closed: the late client's next SYN meets a closed port, a refusal a balancer retries elsewhere.
+        listener.close()
+        #expect(Glibc.poll(&poll, 1, 30_000) == 1, "the late connect never ended")
+        var error: CInt = 0
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        _ = getsockopt(late, SOL_SOCKET, SO_ERROR, &error, &length)
+        #expect(error == ECONNREFUSED, "the late connect ended with errno \(error)")
+        for connection in connections { connection.abort() }
     }
 }

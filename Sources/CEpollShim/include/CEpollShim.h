@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <linux/filter.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
@@ -48,6 +49,24 @@ static inline uint64_t cepoll_event_data(const struct epoll_event *events, int i
 }
 
 /// `FD_ZERO`: empties a descriptor set.
+/// Makes listening TCP socket `fd` drop every segment that opens a
+/// connection (SYN without ACK), through a classic BPF socket filter on the
+/// TCP header's flags, and keep every other: no new handshake starts (the
+/// client retransmits its SYN, and meets a closed port once the listener
+/// closes), while handshakes already under way complete and are queued for
+/// `accept`. Returns 0, or -1 with errno set.
+static inline int cepoll_drop_new_connections(int fd) {
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),            // the TCP header's flags byte
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),         // SYN | ACK
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),   // SYN alone?
+        BPF_STMT(BPF_RET | BPF_K, 0),                      // drop it
+        BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFF),             // keep the rest whole
+    };
+    struct sock_fprog program = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program));
+}
+
 /// The bytes received on socket `fd` and not yet read (`ioctl(FIONREAD)`,
 /// which Swift cannot call: `ioctl` is variadic). Returns the count, or -1
 /// with errno set.
