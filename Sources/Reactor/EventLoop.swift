@@ -66,6 +66,9 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// thunk, which allocates on every `enqueue`.
     private struct Deferred {
         let body: () -> Void
+        // Where it was enqueued, for the slow-handler diagnostic.
+        let fileID: StaticString
+        let line: UInt
     }
     private var running = false
     private var wakeupID: SourceID?
@@ -81,6 +84,29 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     // The thread inside `runOnce`, for the debug-build thread check; `nil`
     // while the loop does not run (then whoever holds it may use it).
     private var owner: UnsafeRawPointer?
+
+    // Metrics and diagnostics: none of this is touched unless `instrumented`.
+    private let instrumented: Bool
+    private let diagnostics: LoopDiagnostics
+    private let slowLimit: UInt64
+    @exclusivity(unchecked) private var recorded = LoopMetrics()
+    private var wakeupSource: WakeupSource?
+    // Per slot, the busy-loop diagnostic's record (grown on demand).
+    @exclusivity(unchecked) private var watches: [Watch] = []
+    // When the last busy-loop report left, to send at most one a second.
+    private var lastBusyReport: UInt64 = 0
+
+    /// A slot's record for the busy-loop diagnostic.
+    private struct Watch {
+        /// The registration it is about; another one starts afresh.
+        var generation: UInt32 = 0
+        /// The last iteration (`recorded.iterations` before it) in which the slot was ready.
+        var lastIteration: UInt64 = .max
+        /// Wake-ups in a row without progress.
+        var wakeups = 0
+        /// Whether this registration was reported already.
+        var reported = false
+    }
 
     /// One registration. The descriptor is the `SourceID`'s, and its
     /// interest the selector's to keep (its key for the descriptor; none for
@@ -105,18 +131,27 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     ///   - selector: the readiness backend; the loop takes it over.
     ///   - clock: the time source for timers; `SystemClock` unless testing.
     ///   - readBufferSize: the size of the one buffer all reads go into.
+    ///   - options: metrics and diagnostics (see `LoopOptions`); by default
+    ///     no metrics, and diagnostics in debug builds only.
     /// - Throws: `SelectorError` if the wake-up eventfd cannot be created or
     ///   registered.
-    public init(selector: S, clock: any LoopClock = SystemClock(), readBufferSize: Int = 64 * 1024)
-        throws(SelectorError)
-    {
+    public init(
+        selector: S, clock: any LoopClock = SystemClock(), readBufferSize: Int = 64 * 1024,
+        options: LoopOptions = LoopOptions()
+    ) throws(SelectorError) {
         self.selector = selector
         self.clock = clock
         self.time = clock.now()
         self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
-        do { handle = try EventLoopHandle() } catch { throw SelectorError.system(error.errno ?? .noMemory) }
-        wakeupID = try register(
-            WakeupSource(handle: handle, loop: self), fileDescriptor: handle.eventFD.fileDescriptor, interest: .read)
+        self.diagnostics = options.diagnostics
+        self.instrumented = options.metrics || options.diagnostics.isEnabled
+        self.slowLimit = options.diagnostics.slowHandlerThreshold.map { nanoseconds($0) } ?? .max
+        do { handle = try EventLoopHandle(metrics: options.metrics) } catch {
+            throw SelectorError.system(error.errno ?? .noMemory)
+        }
+        let wakeup = WakeupSource(handle: handle, loop: self)
+        wakeupSource = wakeup
+        wakeupID = try register(wakeup, fileDescriptor: handle.eventFD.fileDescriptor, interest: .read)
     }
 
     deinit {
@@ -161,6 +196,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
             owner = system_current_thread_token()
             defer { owner = outer }
         #endif
+        if instrumented { return try runOnceInstrumented(timeout: timeout) }
         // 1. The wait: until the nearest timer, no longer than asked, zero if work is queued.
         let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero
         // 2 and 3. Wait, then dispatch I/O to each ready source.
@@ -313,10 +349,10 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// How many timers are scheduled.
     public var timerCount: Int { timers.count }
 
-    /// See `EventLoopContext.enqueue(_:)`.
-    public func enqueue(_ body: @escaping () -> Void) {
+    /// See `EventLoopContext.enqueue(_:fileID:line:)`.
+    public func enqueue(_ body: @escaping () -> Void, fileID: StaticString, line: UInt) {
         checkThread()
-        deferred.append(Deferred(body: body))
+        deferred.append(Deferred(body: body, fileID: fileID, line: line))
     }
 
     private func runDeferred() {
@@ -325,6 +361,150 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         swap(&deferred, &runningDeferred)
         for index in runningDeferred.indices { runningDeferred[index].body() }
         runningDeferred.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Metrics and diagnostics
+
+    /// `runOnce` with every call timed, counted and checked: the path of a
+    /// loop with metrics or diagnostics on.
+    private func runOnceInstrumented(timeout: Duration?) throws {
+        let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero
+        let start = clock.now()
+        var last: UInt64 = 0
+        do {
+            handle.markWaiting()
+            dispatching = true
+            defer {
+                dispatching = false
+                if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
+            }
+            try selector.select(timeout: wait) { key, ready in
+                if last == 0 { last = woke() }
+                dispatchTimed(key.data, key.fileDescriptor, ready, &last)
+            }
+        }
+        if last == 0 { last = woke() }
+        let busyFrom = time
+        recorded.waitingNanoseconds &+= busyFrom &- min(start, busyFrom)
+        // The timers see the time after the dispatch.
+        time = last
+        while let due = timers.popDue(now: time) {
+            due()
+            recorded.timersFired &+= 1
+            finished(&last) { "a timer" }
+        }
+        if !deferred.isEmpty {
+            swap(&deferred, &runningDeferred)
+            for index in runningDeferred.indices {
+                runningDeferred[index].body()
+                recorded.jobsRun &+= 1
+                finished(&last) { [job = runningDeferred[index]] in "a job enqueued at \(job.fileID):\(job.line)" }
+            }
+            runningDeferred.removeAll(keepingCapacity: true)
+        }
+        recorded.iterations &+= 1
+        recorded.busyNanoseconds &+= last &- min(busyFrom, last)
+        if let published = handle.published {
+            var snapshot = recorded
+            snapshot.jobsRun &+= wakeupSource?.executed ?? 0
+            published.publish(snapshot)
+        }
+    }
+
+    /// The loop is back from its wait: the time, for the iteration and the
+    /// stall marker.
+    private func woke() -> UInt64 {
+        time = clock.now()
+        handle.markBusy(time)
+        return time
+    }
+
+    /// Calls the source of `slot`, timed, and checked for a busy loop.
+    private func dispatchTimed(_ slot: Int, _ fd: FileDescriptor, _ ready: Interest, _ last: inout UInt64) {
+        guard let source = sources[slot].source else { return }
+        let generation = sources[slot].generation
+        let before = diagnostics.busyLoopThreshold == nil ? nil : progressBefore(slot, generation, fd, source)
+        if sources[slot].isConnection {
+            source._withUnsafeGuaranteedRef { unsafeDowncast($0, to: TCPConnection.self).handle(ready) }
+        } else {
+            source._withUnsafeGuaranteedRef { $0.handle(ready) }
+        }
+        recorded.eventsDispatched &+= 1
+        // The source may have unregistered: `retired` keeps it alive for this batch.
+        finished(&last) { "\(source.takeUnretainedValue().diagnosticName) on descriptor \(fd.rawValue)" }
+        if let before { progressAfter(slot, generation, fd, before, source) }
+    }
+
+    /// Ends one timed call that began at `last`: counts it, reports it if it
+    /// ran too long, and moves `last` to now.
+    private func finished(_ last: inout UInt64, _ name: () -> String) {
+        let now = clock.now()
+        let took = now &- min(last, now)
+        last = now
+        if took > recorded.longestHandlerNanoseconds { recorded.longestHandlerNanoseconds = took }
+        if took > slowLimit {
+            diagnostics.report(
+                .slowHandler(source: name(), duration: .nanoseconds(Int64(min(took, UInt64(Int64.max))))))
+        }
+    }
+
+    /// Before a source's call: when its descriptor was ready in the last
+    /// iteration too, where its reader and writer stand (`nil` otherwise).
+    private func progressBefore(
+        _ slot: Int, _ generation: UInt32, _ fd: FileDescriptor, _ source: Unmanaged<EventSource>
+    )
+        -> Int64?
+    {
+        if slot >= watches.count { watches.append(contentsOf: repeatElement(Watch(), count: slot + 1 - watches.count)) }
+        if watches[slot].generation != generation { watches[slot] = Watch(generation: generation) }
+        let iteration = recorded.iterations
+        let inARow = watches[slot].lastIteration != .max && watches[slot].lastIteration &+ 1 == iteration
+        watches[slot].lastIteration = iteration
+        guard inARow, !watches[slot].reported else {
+            watches[slot].wakeups = 0
+            return nil
+        }
+        switch system_progress_mark(fd.rawValue) {
+        case .success(let progress): return progress?.mark
+        case .failure(let errno):
+            if errno == .badFileDescriptor {
+                noProgress(slot, fd, source, .closedWhileRegistered)
+            }
+            return nil
+        }
+    }
+
+    /// After a source's call: whether it moved a byte since `before`.
+    private func progressAfter(
+        _ slot: Int, _ generation: UInt32, _ fd: FileDescriptor, _ before: Int64, _ source: Unmanaged<EventSource>
+    ) {
+        // Gone or replaced during its call: nothing to judge.
+        guard sources[slot].generation == generation, sources[slot].source != nil else { return }
+        guard case .success(let measured) = system_progress_mark(fd.rawValue), let after = measured,
+            after.mark == before
+        else {
+            watches[slot].wakeups = 0
+            return
+        }
+        noProgress(slot, fd, source, .noProgress(unread: after.unread))
+    }
+
+    /// One more wake-up without progress for `slot`; reported once at the
+    /// threshold, and no more often than once a second per loop.
+    private func noProgress(
+        _ slot: Int, _ fd: FileDescriptor, _ source: Unmanaged<EventSource>, _ reason: BusyLoopReason
+    ) {
+        guard let threshold = diagnostics.busyLoopThreshold else { return }
+        watches[slot].wakeups += 1
+        guard watches[slot].wakeups >= threshold else { return }
+        let now = clock.now()
+        guard lastBusyReport == 0 || now &- lastBusyReport >= 1_000_000_000 else { return }
+        lastBusyReport = max(now, 1)
+        watches[slot].reported = true
+        diagnostics.report(
+            .busyLoop(
+                source: source.takeUnretainedValue().diagnosticName, fileDescriptor: fd.rawValue,
+                wakeups: watches[slot].wakeups, reason: reason))
     }
 
     /// The time until the nearest timer, capped by `limit`.

@@ -54,7 +54,9 @@ public protocol EventLoopContext: AnyObject {
     func cancel(_ timer: TimerID) -> Bool
 
     /// Runs `body` at the end of the current iteration, after I/O and timers.
-    func enqueue(_ body: @escaping () -> Void)
+    /// `fileID` and `line` name the job in the
+    /// loop's slow-handler diagnostic.
+    func enqueue(_ body: @escaping () -> Void, fileID: StaticString, line: UInt)
 
     /// Makes `run()` return after the current iteration.
     func stop()
@@ -64,4 +66,12 @@ public protocol EventLoopContext: AnyObject {
     /// runs). In release builds it does nothing. Every method of the context
     /// checks itself; sources call it from their own entry points.
     func checkThread(_ function: StaticString)
+}
+
+extension EventLoopContext {
+    /// Runs `body` at the end of the current iteration, after I/O and
+    /// timers; the diagnostics name it by the caller's file and line.
+    public func enqueue(fileID: StaticString = #fileID, line: UInt = #line, _ body: @escaping () -> Void) {
+        enqueue(body, fileID: fileID, line: line)
+    }
 }

@@ -20,6 +20,10 @@ open class EventSource {
     open func handle(_ ready: Interest) {
         preconditionFailure("\(type(of: self)) registered with an event loop does not override handle(_:)")
     }
+
+    /// How the loop's diagnostics name this source in a report (see
+    /// `LoopDiagnostics`); the class's name unless overridden.
+    open var diagnosticName: String { String(describing: type(of: self)) }
 }
 
 /// A source's place in its loop, returned by `EventLoopContext.register` and

@@ -44,6 +44,7 @@ public final class LoopGroup<S: Selector & SendableMetatype>: Sendable where S.D
     ///     threads share the CPUs), but gains nothing.
     ///   - name: the threads' name prefix, as `top -H` shows it.
     ///   - readBufferSize: each loop's read buffer (see `EventLoop.init`).
+    ///   - options: each loop's metrics and diagnostics (see `LoopOptions`).
     ///   - selector: makes each loop's selector, on that loop's thread.
     ///   - setUp: runs on each loop's thread, with the loop's index (0 to
     ///     `loops - 1`) and the loop, before any loop runs. The set-ups run at
@@ -54,6 +55,7 @@ public final class LoopGroup<S: Selector & SendableMetatype>: Sendable where S.D
         loops: Int = LoopGroup.defaultLoopCount,
         name: String = "loop",
         readBufferSize: Int = 64 * 1024,
+        options: LoopOptions = LoopOptions(),
         selector: @escaping @Sendable () throws -> S,
         setUp: @escaping @Sendable (_ index: Int, _ loop: EventLoop<S>) throws -> Void
     ) throws {
@@ -62,7 +64,7 @@ public final class LoopGroup<S: Selector & SendableMetatype>: Sendable where S.D
         var threads: [SystemThread] = []
         for index in 0..<loops {
             let started = system_thread_start(name: "\(name)-\(index)") {
-                runGroupLoop(index, state, readBufferSize, selector, setUp)
+                runGroupLoop(index, state, readBufferSize, options, selector, setUp)
             }
             switch started {
             case .success(let thread): threads.append(thread)
@@ -136,12 +138,13 @@ private func runGroupLoop<S: Selector>(
     _ index: Int,
     _ state: Condition<GroupState>,
     _ readBufferSize: Int,
+    _ options: LoopOptions,
     _ selector: () throws -> S,
     _ setUp: (Int, EventLoop<S>) throws -> Void
 ) where S.Data == Int {
     let loop: EventLoop<S>
     do {
-        loop = try EventLoop(selector: try selector(), readBufferSize: readBufferSize)
+        loop = try EventLoop(selector: try selector(), readBufferSize: readBufferSize, options: options)
         try setUp(index, loop)
     } catch {
         state.update { $0.ready[index] = .failure(error) }

@@ -18,10 +18,18 @@ public final class EventLoopHandle: Sendable {
     // The loop's clock reading when its current busy period began (it
     // returned from the wait); 0 while it waits, or does not run.
     private let busy = Atomic<UInt64>(0)
+    // The loop's published counts; `nil` unless it keeps metrics.
+    let published: PublishedMetrics?
 
-    init() throws(EpollError) {
+    init(metrics: Bool) throws(EpollError) {
         eventFD = try EventFD()
+        published = metrics ? PublishedMetrics() : nil
     }
+
+    /// The loop's `LoopMetrics` as of its last iteration; `nil` unless the
+    /// loop was made with `LoopOptions.metrics`. Safe from any thread: a
+    /// few atomic loads, no lock and no system call.
+    public var metrics: LoopMetrics? { published?.snapshot() }
 
     /// Runs `body` on the loop's thread, during its next iteration. Safe from
     /// any thread. Work enqueued after the loop has stopped for good never runs.
@@ -86,6 +94,8 @@ public final class EventLoopHandle: Sendable {
 final class WakeupSource: EventSource {
     private let handle: EventLoopHandle
     private unowned let loop: any EventLoopContext
+    /// The bodies run so far, for `LoopMetrics.jobsRun` (the loop's thread only).
+    private(set) var executed: UInt64 = 0
 
     init(handle: EventLoopHandle, loop: any EventLoopContext) {
         self.handle = handle
@@ -96,7 +106,11 @@ final class WakeupSource: EventSource {
         // Reset before taking the work: an `execute` between the two finds
         // the queue non-empty and does not signal, and its work is taken here.
         _ = handle.eventFD.reset()
-        for work in handle.takeWork() { work(loop) }
+        let work = handle.takeWork()
+        executed &+= UInt64(work.count)
+        for body in work { body(loop) }
         if handle.isStopRequested { loop.stop() }
     }
+
+    override var diagnosticName: String { "work sent with EventLoopHandle.execute" }
 }

@@ -179,6 +179,18 @@ package func system_unread_bytes(_ fd: CInt) -> Result<Int, Errno> {
     valueOrErrno(.ioctl) { cepoll_unread_bytes(fd) }.map { Int($0) }
 }
 
+/// A number that changes whenever a byte is read from or written to `fd`
+/// (for TCP: bytes consumed plus bytes written, from `TCP_INFO`; for a
+/// listening socket, its accept queue; otherwise the bytes waiting), and
+/// the bytes waiting to be read; `nil` when `fd` cannot tell (an eventfd,
+/// a timerfd). Fails with EBADF when `fd` is not open. The corresponding C
+/// calls are `ioctl(FIONREAD)` and `getsockopt(TCP_INFO)`.
+package func system_progress_mark(_ fd: CInt) -> Result<(mark: Int64, unread: Int)?, Errno> {
+    var mark: Int64 = 0
+    var unread: Int64 = 0
+    return valueOrErrno(.ioctl) { cepoll_progress_mark(fd, &mark, &unread) }.map { $0 == 0 ? (mark, Int(unread)) : nil }
+}
+
 /// Makes a listening TCP socket drop every segment that would open a new
 /// connection, and keep every other (see `cepoll_drop_new_connections`).
 /// The corresponding C call is `setsockopt(SO_ATTACH_FILTER)`.

@@ -75,6 +75,14 @@ static inline int cepoll_unread_bytes(int fd) {
     return ioctl(fd, FIONREAD, &count) == 0 ? count : -1;
 }
 
+/// How far the reader and writer of `fd` have come, as one number that
+/// changes when either moves a byte (progress.c says how); `*unread` gets the
+/// bytes waiting to be read (for a listening socket: the connections waiting
+/// to be accepted, the queue that is then the mark). Returns 0, or -1 with errno EBADF when `fd` is
+/// not open; a descriptor that cannot tell (neither a socket nor a pipe)
+/// always gives the same mark.
+int cepoll_progress_mark(int fd, int64_t *mark, int64_t *unread);
+
 static inline void cepoll_fd_zero(fd_set *set) { FD_ZERO(set); }
 
 /// `FD_SET`: adds `fd` (which must be in 0..<FD_SETSIZE) to a descriptor set.
