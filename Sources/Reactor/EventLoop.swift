@@ -516,3 +516,14 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         return min(limit, untilTimer)
     }
 }
+
+extension EventLoop where S == EpollSelector<Int> {
+    /// Compares the selector's table with the kernel's own list of its
+    /// registrations (see `EpollSelector.audit()`): descriptors closed
+    /// without being unregistered, and registrations made or changed with
+    /// `epoll_ctl` behind the loop's back. On the loop's thread.
+    public func auditSelector() throws(SelectorError) -> EpollAudit {
+        checkThread()
+        return try selector.audit()
+    }
+}

@@ -51,11 +51,27 @@ public final class LoopGroup<S: Selector & SendableMetatype>: Sendable where S.D
     ///     the same time on their threads: what they share must be `Sendable`.
     /// - Throws: the first error (in loop order) of a `selector` or a `setUp`
     ///   that failed; then no loop has run, and every thread has ended.
-    public init(
+    public convenience init(
         loops: Int = LoopGroup.defaultLoopCount,
         name: String = "loop",
         readBufferSize: Int = 64 * 1024,
         options: LoopOptions = LoopOptions(),
+        selector: @escaping @Sendable () throws -> S,
+        setUp: @escaping @Sendable (_ index: Int, _ loop: EventLoop<S>) throws -> Void
+    ) throws {
+        try self.init(
+            loops: loops, name: name, readBufferSize: readBufferSize, optionsForLoop: { _ in options },
+            selector: selector, setUp: setUp)
+    }
+
+    /// Starts `loops` loops as `init(loops:name:readBufferSize:options:selector:setUp:)`
+    /// does, each with options of its own: `optionsForLoop(K)` for loop K
+    /// (for example, diagnostics that name the loop in their reports).
+    public init(
+        loops: Int = LoopGroup.defaultLoopCount,
+        name: String = "loop",
+        readBufferSize: Int = 64 * 1024,
+        optionsForLoop: @escaping @Sendable (_ index: Int) -> LoopOptions,
         selector: @escaping @Sendable () throws -> S,
         setUp: @escaping @Sendable (_ index: Int, _ loop: EventLoop<S>) throws -> Void
     ) throws {
@@ -64,7 +80,7 @@ public final class LoopGroup<S: Selector & SendableMetatype>: Sendable where S.D
         var threads: [SystemThread] = []
         for index in 0..<loops {
             let started = system_thread_start(name: "\(name)-\(index)") {
-                runGroupLoop(index, state, readBufferSize, options, selector, setUp)
+                runGroupLoop(index, state, readBufferSize, optionsForLoop(index), selector, setUp)
             }
             switch started {
             case .success(let thread): threads.append(thread)

@@ -59,6 +59,15 @@ public final class EpollBackend: SelectorBackend {
         return (events.userData(at: index), interest)
     }
 
+    /// The epoll instance's descriptor; `nil` once closed.
+    var epollDescriptor: CInt? { try? epoll.fileDescriptor.rawValue }
+
+    /// The kernel's events for `interest`, as `/proc/self/fdinfo` shows
+    /// them: epoll always adds `EPOLLERR` and `EPOLLHUP`.
+    static func kernelEvents(for interest: Interest) -> UInt32 {
+        events(for: interest).union([.err, .hup]).rawValue
+    }
+
     /// Closes the epoll descriptor.
     public func close() {
         epoll.close()

@@ -52,6 +52,13 @@ package func system_dup3(_ fd: CInt, _ target: CInt) -> Result<CInt, Errno> {
     valueOrErrno(.dup3) { cepoll_dup3(fd, target, O_CLOEXEC) }
 }
 
+/// The inode number of the file open at `fd`. The corresponding C
+/// function is `fstat`.
+package func system_inode(_ fd: CInt) -> Result<UInt64, Errno> {
+    var inode: UInt64 = 0
+    return valueOrErrno(.fstat) { cepoll_inode(fd, &inode) }.map { _ in inode }
+}
+
 /// The whole content of a small file such as `/proc/PID/stat`, or `nil`.
 /// The corresponding C functions are `open`, `read` and `close`.
 package func system_read_file(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {

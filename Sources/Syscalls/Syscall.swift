@@ -56,6 +56,7 @@
     case sigaction
     case open
     case dup3
+    case fstat
     case getrlimit
     case setrlimit
     case kill

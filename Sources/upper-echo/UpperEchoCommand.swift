@@ -69,6 +69,16 @@ struct UpperEchoCommand: ParsableCommand {
     @Flag(help: "Print every event and payload, as the lesson's program does.")
     var verbose = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "Check the loops as they run, and log what is wrong.",
+            discussion: """
+                Logs a handler that runs over 100 ms, a descriptor that keeps a loop waking without \
+                moving a byte, and (epoll) every second, any registration on which the loop's table \
+                and the kernel's list disagree.
+                """))
+    var diagnose = false
+
     @Option(help: "The log level on standard error: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
@@ -134,7 +144,9 @@ struct UpperEchoCommand: ParsableCommand {
         let count = loops ?? LoopGroup<S>.defaultLoopCount
         if count > 1 { return try serveGroup(count, selector, configuration, addresses) }
         let logger = Logger(label: "upper-echo")
-        let loop = try EventLoop(selector: try selector())
+        let diagnosis = Diagnosis(enabled: diagnose, logger: logger)
+        let loop = try EventLoop(selector: try selector(), options: diagnosis.options(loop: 0))
+        diagnosis.startAudits(on: loop, index: 0)
         let server = try firstServerThatBinds(addresses, loop, configuration, logger, makeVerbose())
         let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
         let signals = try SignalSource(loop: loop, signals: handled) { signal in
@@ -165,7 +177,10 @@ struct UpperEchoCommand: ParsableCommand {
         let listener = try firstGroupThatBinds(addresses, count, configuration)
         let servers = GroupServers(count, logger: logger)
         let verbose = makeVerbose()
-        let group = try LoopGroup(loops: count, selector: selector) { index, loop in
+        let diagnosis = Diagnosis(enabled: diagnose, logger: logger)
+        let group = try LoopGroup(loops: count, optionsForLoop: diagnosis.options(loop:), selector: selector) {
+            index, loop in
+            diagnosis.startAudits(on: loop, index: index)
             let server = try UpperEchoServer(
                 loop: loop, group: listener, member: index, configuration: configuration, logger: logger,
                 verbose: verbose)

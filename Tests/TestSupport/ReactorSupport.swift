@@ -9,9 +9,9 @@ import Reactor
 /// The loop every test here runs: epoll, as the server uses.
 public typealias Loop = EventLoop<EpollSelector<Int>>
 
-/// A new epoll loop on `clock`.
-public func makeLoop(clock: any LoopClock = SystemClock()) throws -> Loop {
-    try Loop(selector: try EpollSelector<Int>(), clock: clock)
+/// A new epoll loop on `clock`, with `options`.
+public func makeLoop(clock: any LoopClock = SystemClock(), options: LoopOptions = LoopOptions()) throws -> Loop {
+    try Loop(selector: try EpollSelector<Int>(), clock: clock, options: options)
 }
 
 /// Hands a value that is not `Sendable` to another thread, at a moment when

@@ -16,11 +16,11 @@ final class ServerHarness: @unchecked Sendable {
     /// The loop's sources once the server listens: its wake-up and the listener.
     let baselineSources: Int
 
-    init(_ configure: (inout Configuration) -> Void = { _ in }) throws {
+    init(options: LoopOptions = LoopOptions(), _ configure: (inout Configuration) -> Void = { _ in }) throws {
         var configuration = Configuration()
         configuration.port = 0
         configure(&configuration)
-        let loop = try makeLoop()
+        let loop = try makeLoop(options: options)
         server = try UpperEchoServer(loop: loop, configuration: configuration)
         port = server.localAddress.port
         baselineSources = loop.sourceCount

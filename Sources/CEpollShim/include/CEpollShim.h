@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -82,6 +83,15 @@ static inline int cepoll_unread_bytes(int fd) {
 /// not open; a descriptor that cannot tell (neither a socket nor a pipe)
 /// always gives the same mark.
 int cepoll_progress_mark(int fd, int64_t *mark, int64_t *unread);
+
+/// The inode number of the file open at `fd` (`fstat`'s `st_ino`).
+/// Returns 0, or -1 with errno set.
+static inline int cepoll_inode(int fd, uint64_t *inode) {
+    struct stat status;
+    if (fstat(fd, &status) != 0) return -1;
+    *inode = (uint64_t)status.st_ino;
+    return 0;
+}
 
 static inline void cepoll_fd_zero(fd_set *set) { FD_ZERO(set); }
 
