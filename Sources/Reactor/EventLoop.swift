@@ -20,7 +20,10 @@ import SystemPackage
 /// 3. dispatch I/O to each ready source (each source bounds its own work
 ///    per wake-up, so one busy peer cannot starve the rest);
 /// 4. run the timers that are due;
-/// 5. run the work deferred with `enqueue`.
+/// 5. run the work deferred with `enqueue`, then the jobs of the tasks and
+///    actors on the loop's executors (`handle.taskExecutor`,
+///    `handle.serialExecutor`). Work or jobs queued in this phase make the
+///    next wait non-blocking.
 ///
 /// The loop is generic over its selector, so an `EventLoop<EpollSelector<Int>>`
 /// calls epoll directly, with no dynamic dispatch on the hot path.
@@ -174,14 +177,38 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     @_specialize(exported:true,where S == EpollSelector<Int>)
     public func run() throws {
         running = true
+        let entered = handle.jobs.enter()
         defer {
             running = false
             handle.markWaiting()
             handle.clearStop()
+            if entered { finishJobs() }
         }
         while running && !handle.isStopRequested {
             try runOnce()
         }
+    }
+
+    /// When `run()` returns: runs the jobs still queued, and what they
+    /// queue in turn, for a bounded number of rounds, so that the tasks on
+    /// the loop get to finish; then hands the executors over to the global
+    /// pool until the loop runs again (see `LoopTaskExecutor`).
+    private func finishJobs() {
+        for _ in 0..<Self.finishingRounds {
+            handle.jobs.takeRemote()
+            if handle.jobs.local.isEmpty { break }
+            runJobs()
+        }
+        handle.jobs.leave()
+        handle.jobs.markStopped()
+    }
+
+    /// How many rounds of jobs `run()` runs after the loop stopped.
+    static var finishingRounds: Int { 1024 }
+
+    /// Runs the jobs of the loop's executors queued so far.
+    private func runJobs() {
+        _ = handle.jobs.runQueued(task: handle.taskExecutor, serial: handle.serialExecutor)
     }
 
     /// Runs one iteration: wait (at most `timeout`, `nil` for as long as the
@@ -196,9 +223,11 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
             owner = system_current_thread_token()
             defer { owner = outer }
         #endif
+        let entered = handle.jobs.enter()
+        defer { if entered { handle.jobs.leave() } }
         if instrumented { return try runOnceInstrumented(timeout: timeout) }
         // 1. The wait: until the nearest timer, no longer than asked, zero if work is queued.
-        let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero
+        let wait = deferred.isEmpty && handle.jobs.local.isEmpty ? waitDuration(limit: timeout) : .zero
         // 2 and 3. Wait, then dispatch I/O to each ready source.
         let timeTaken = try dispatchIO(wait: wait)
         // The time again for the timers, which may have come due during the
@@ -207,8 +236,10 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         if !timeTaken { handle.markBusy(time) }
         // 4. Timers that are due.
         while let due = timers.popDue(now: time) { due() }
-        // 5. Deferred work, including what it defers in turn on the next iteration.
+        // 5. Deferred work, then the jobs of the loop's executors; what
+        // either queues in turn runs on the next iteration.
         runDeferred()
+        runJobs()
     }
 
     /// Waits, then calls each ready source's handler. Returns whether it
@@ -368,7 +399,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// `runOnce` with every call timed, counted and checked: the path of a
     /// loop with metrics or diagnostics on.
     private func runOnceInstrumented(timeout: Duration?) throws {
-        let wait = deferred.isEmpty ? waitDuration(limit: timeout) : .zero
+        let wait = deferred.isEmpty && handle.jobs.local.isEmpty ? waitDuration(limit: timeout) : .zero
         let start = clock.now()
         var last: UInt64 = 0
         do {
@@ -402,6 +433,10 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
             }
             runningDeferred.removeAll(keepingCapacity: true)
         }
+        let jobs = handle.jobs.runQueued(task: handle.taskExecutor, serial: handle.serialExecutor) {
+            self.finished(&last) { "a task's job" }
+        }
+        recorded.jobsRun &+= UInt64(jobs)
         recorded.iterations &+= 1
         recorded.busyNanoseconds &+= last &- min(busyFrom, last)
         if let published = handle.published {

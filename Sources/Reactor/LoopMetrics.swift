@@ -26,8 +26,9 @@ public struct LoopMetrics: Sendable, Equatable, CustomStringConvertible {
     public var busyNanoseconds: UInt64 = 0
     /// Timer bodies run.
     public var timersFired: UInt64 = 0
-    /// Jobs run: bodies deferred with `enqueue` and bodies sent with
-    /// `EventLoopHandle.execute`.
+    /// Jobs run: bodies deferred with `enqueue`, bodies sent with
+    /// `EventLoopHandle.execute`, and the jobs of tasks and actors on the
+    /// loop's executors.
     public var jobsRun: UInt64 = 0
     /// The longest single call into an I/O handler, a timer or a job, in
     /// nanoseconds.

@@ -21,9 +21,33 @@ public final class EventLoopHandle: Sendable {
     // The loop's published counts; `nil` unless it keeps metrics.
     let published: PublishedMetrics?
 
+    // The queue of the loop's executors.
+    let jobs: LoopJobs
+    /// The loop as a `TaskExecutor`: a task that prefers it runs on the
+    /// loop's thread (see `LoopTaskExecutor`).
+    public let taskExecutor: LoopTaskExecutor
+    /// The loop as a `SerialExecutor`, for actors pinned to the loop (see
+    /// `LoopSerialExecutor`).
+    public let serialExecutor: LoopSerialExecutor
+
     init(metrics: Bool) throws(EpollError) {
         eventFD = try EventFD()
         published = metrics ? PublishedMetrics() : nil
+        jobs = LoopJobs(eventFD: eventFD)
+        taskExecutor = LoopTaskExecutor(jobs: jobs)
+        serialExecutor = LoopSerialExecutor(jobs: jobs)
+    }
+
+    /// Starts `body` as a task that prefers the loop's task executor: it
+    /// runs on the loop's thread, and so do the tasks it creates in task
+    /// groups and `async let`. A plain `Task {}` made inside it does not
+    /// inherit the preference (it runs on the global pool); make those with
+    /// this method too. Safe from any thread.
+    @discardableResult
+    public func task<Success: Sendable>(
+        _ body: sending @escaping @isolated(any) () async throws -> Success
+    ) -> Task<Success, any Error> {
+        Task(executorPreference: taskExecutor, operation: body)
     }
 
     /// The loop's `LoopMetrics` as of its last iteration; `nil` unless the
@@ -106,6 +130,9 @@ final class WakeupSource: EventSource {
         // Reset before taking the work: an `execute` between the two finds
         // the queue non-empty and does not signal, and its work is taken here.
         _ = handle.eventFD.reset()
+        // Jobs for the loop's executors are only moved here: they run in
+        // the loop's job phase, after the dispatch.
+        handle.jobs.takeRemote()
         let work = handle.takeWork()
         executed &+= UInt64(work.count)
         for body in work { body(loop) }
