@@ -15,6 +15,11 @@ import Synchronization
 /// the loop's eventfd only when its queue was empty. Jobs are kept as
 /// `UnownedJob`, not closures: nothing is allocated per job.
 ///
+/// When the loop's `run()` returns, it first runs the jobs queued (and what
+/// they queue, for a bounded number of rounds), so that tasks parked on the
+/// loop get to finish; jobs that come after it returned run on the global
+/// pool, until the loop runs again. No job is lost.
+///
 /// A separate object from `LoopSerialExecutor`: one object that is both
 /// makes the runtime enqueue twice as often in nonisolated code.
 public final class LoopTaskExecutor: TaskExecutor, Sendable {
@@ -43,7 +48,10 @@ public final class LoopTaskExecutor: TaskExecutor, Sendable {
 /// }
 /// ```
 ///
-/// Its jobs share the task executor's queue and phase. A caller with no
+/// Its jobs share the task executor's queue and phase. Once the loop's
+/// `run()` has returned, they wait for the loop's next run (never on
+/// another thread, which would break the actor's isolation): an actor
+/// pinned to a loop is for the loop's lifetime. A caller with no
 /// task-executor preference resumes on the global pool between awaits and
 /// hops back for each call into the actor: give the calling task the
 /// loop's task executor (`EventLoopHandle.task(_:)`) to stay on the loop.
@@ -113,9 +121,11 @@ final class LoopJobs: @unchecked Sendable {
             local.append(job)
             return
         }
-        if stopped.load(ordering: .acquiring) {
-            // The loop has stopped for good: the job runs on the global
-            // pool rather than wait for a loop that will not run again.
+        if !job.serial && stopped.load(ordering: .acquiring) {
+            // The loop has stopped: a task's job runs on the global pool
+            // rather than wait for a loop that may not run again. (An
+            // actor's job waits: run concurrently, it would break the
+            // actor's isolation.)
             globalConcurrentExecutor.enqueue(ExecutorJob(job.job))
             return
         }
@@ -159,15 +169,17 @@ final class LoopJobs: @unchecked Sendable {
         return count
     }
 
-    /// The loop has stopped for good (its `run()` returned): jobs enqueued
-    /// from now on go to the global pool; those already queued from other
-    /// threads are handed there too.
+    /// The loop's `run()` returned: tasks' jobs enqueued from now on go to
+    /// the global pool, and so do those still queued; actors' jobs stay
+    /// queued for the loop's next run.
     func markStopped() {
         stopped.store(true, ordering: .releasing)
         let left = remote.withLock { queue -> [LoopJob] in
-            defer { queue.removeAll() }
-            return queue
-        }
+            let tasks = queue.filter { !$0.serial }
+            queue.removeAll { !$0.serial }
+            return tasks
+        } + local.filter { !$0.serial }
+        local.removeAll { !$0.serial }
         for entry in left { globalConcurrentExecutor.enqueue(ExecutorJob(entry.job)) }
     }
 }
