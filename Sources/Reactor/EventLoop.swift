@@ -189,11 +189,14 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         }
     }
 
-    /// When `run()` returns: runs the jobs still queued, and what they
+    /// When `run()` returns: resumes every call an `AsyncTCPConnection` has
+    /// waiting with `.loopStopped`, then runs the jobs still queued, and what they
     /// queue in turn, for a bounded number of rounds, so that the tasks on
     /// the loop get to finish; then hands the executors over to the global
     /// pool until the loop runs again (see `LoopTaskExecutor`).
     private func finishJobs() {
+        // Calls waiting on the loop end, and their tasks go on to finish.
+        for stop in handle.jobs.onStop.values { stop() }
         for _ in 0..<Self.finishingRounds {
             handle.jobs.takeRemote()
             if handle.jobs.local.isEmpty { break }

@@ -94,6 +94,10 @@ final class LoopJobs: @unchecked Sendable {
     /// Jobs from the loop's own thread, and the remote ones moved here.
     @exclusivity(unchecked) private(set) var local: [LoopJob] = []
     @exclusivity(unchecked) private var running: [LoopJob] = []
+    /// What to call when the loop's `run()` returns, before the last jobs
+    /// run: each async connection resumes its waiting calls with
+    /// `.loopStopped`. The loop's thread only.
+    var onStop: [ObjectIdentifier: () -> Void] = [:]
     private let stopped = Atomic<Bool>(false)
 
     init(eventFD: EventFD) { self.eventFD = eventFD }
@@ -174,11 +178,12 @@ final class LoopJobs: @unchecked Sendable {
     /// queued for the loop's next run.
     func markStopped() {
         stopped.store(true, ordering: .releasing)
-        let left = remote.withLock { queue -> [LoopJob] in
-            let tasks = queue.filter { !$0.serial }
-            queue.removeAll { !$0.serial }
-            return tasks
-        } + local.filter { !$0.serial }
+        let left =
+            remote.withLock { queue -> [LoopJob] in
+                let tasks = queue.filter { !$0.serial }
+                queue.removeAll { !$0.serial }
+                return tasks
+            } + local.filter { !$0.serial }
         local.removeAll { !$0.serial }
         for entry in left { globalConcurrentExecutor.enqueue(ExecutorJob(entry.job)) }
     }

@@ -1,0 +1,450 @@
+import Selectors
+import SystemPackage
+import Syscalls
+
+/// Why an `AsyncTCPConnection` or `AsyncTCPListener` call failed. Never
+/// "would block": a call that cannot go on waits instead.
+public enum AsyncTCPError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The task was cancelled before or while the call waited: Swift's
+    /// `CancellationError`, as a case of this error so that the calls can
+    /// throw one type.
+    case cancelled
+    /// The connection (or listener) was closed here, before or during the call.
+    case closed
+    /// The peer reset the connection or vanished (`ECONNRESET`, `EPIPE`, ...).
+    case reset(Errno)
+    /// The loop's `run()` returned while the call waited.
+    case loopStopped
+
+    /// A short phrase.
+    public var description: String {
+        switch self {
+        case .cancelled: "cancelled"
+        case .closed: "closed"
+        case .reset(let errno): "reset (\(errno))"
+        case .loopStopped: "the loop stopped"
+        }
+    }
+}
+
+/// What wakes a parked call.
+enum Wake: Sendable {
+    case ready
+    case failed(AsyncTCPError)
+}
+
+/// One call parked on a connection: its continuation and a number that
+/// tells this park from the next, for cancellation, which arrives later
+/// and from another thread.
+struct Parked {
+    var continuation: UnsafeContinuation<Wake, Never>?
+    var number: UInt64 = 0
+
+    /// Resumes the parked call, if any, with `wake`.
+    mutating func resume(_ wake: Wake) {
+        guard let continuation else { return }
+        self.continuation = nil
+        continuation.resume(returning: wake)
+    }
+}
+
+/// Suspends the calling task until the loop resumes the continuation that
+/// `store` keeps. Cancelling the task calls `cancel` on the loop's thread
+/// (cancellation arrives on any thread); `cancel` must resume the
+/// continuation if it is still the one parked.
+func parkOnLoop(
+    _ handle: EventLoopHandle, store: (UnsafeContinuation<Wake, Never>) -> Void,
+    cancel: @escaping @Sendable () -> Void
+) async -> Wake {
+    await withTaskCancellationHandler {
+        await withUnsafeContinuation { store($0) }
+    } onCancel: {
+        handle.execute { _ in cancel() }
+    }
+}
+
+/// A TCP connection for async code, on a loop's thread: the readiness
+/// model. A call tries the system call first and waits only when the
+/// kernel says "would block"; it never throws that.
+///
+/// ```swift
+/// try await listener.serve { connection in
+///     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 1)
+///     defer { buffer.deallocate() }
+///     while let count = try? await connection.read(into: buffer), count > 0 {
+///         try? await connection.write(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+///     }
+///     connection.close()
+/// }
+/// ```
+///
+/// - **Read**: `read(into:)` returns what is there, up to the buffer's
+///   size; `read(_:)` lends the loop's read buffer to a closure instead. End
+///   of input is 0 (or `nil`), not an error. The descriptor is registered
+///   once; a read that waits leaves read interest on, so a steady stream
+///   costs no `epoll_ctl` (interest is turned off only when data arrives
+///   while no read waits, and on again by the next read that has to wait).
+/// - **Write**: `write(_:)` sends at once and copies only the unsent tail
+///   into the connection's `OutboundBuffer`, which the loop flushes when
+///   the socket is writable. It waits only while more than `highWaterMark`
+///   bytes are queued, until the queue falls to `lowWaterMark`.
+/// - **End**: `finish()` half-closes once the queue is flushed; `close()`
+///   closes at once, dropping the queue; `closeLingering(timeout:)` finishes,
+///   then discards input until the peer closes (or the timeout), then closes,
+///   so that the peer reads every reply.
+/// - **Cancellation**: cancelling the task resumes a waiting call at once
+///   with `.cancelled`; the connection stays open and usable (close it, or
+///   call again). A call made by a cancelled task throws `.cancelled` without
+///   touching the socket.
+/// - **The loop stopping** resumes every waiting call with `.loopStopped`.
+///
+/// Every method must be called on the loop's thread, from a task that runs
+/// there (one that prefers the loop's task executor, as `AsyncTCPListener`'s
+/// tasks do). Debug builds stop the program otherwise. The type is
+/// `Sendable` only so that it can be handed to such a task.
+public final class AsyncTCPConnection: EventSource, @unchecked Sendable {
+    private unowned let loop: any EventLoopContext
+    private let descriptor: CInt
+    private var id: SourceID = .none
+    private let options: TCPConnection.Options
+    private var queue = OutboundBuffer()
+    private var reader = Parked()
+    private var writer = Parked()
+    private var finisher = Parked()
+    private var nextPark: UInt64 = 1
+    private var readInterest = true
+    // What the loop watches the socket for now.
+    private var watched: Interest = .read
+    /// How many times the connection changed what the loop watches it for
+    /// (each one `epoll_ctl`): for tests of the steady state.
+    private(set) var interestChanges = 0
+    private var finishing = false
+    private var halfClosed = false
+    private var failure: AsyncTCPError?
+    private let onClose: (() -> Void)?
+
+    /// Whether `close()` was called (or the peer reset the connection and
+    /// a call saw it).
+    public private(set) var isClosed = false
+
+    /// Takes over `fileDescriptor`, a connected non-blocking TCP socket,
+    /// and watches it on `loop`.
+    ///
+    /// - Parameters:
+    ///   - loop: the loop; the connection holds it `unowned`.
+    ///   - fileDescriptor: the socket, which the connection now owns.
+    ///   - options: the water marks (`highWaterMark`, `lowWaterMark`); the
+    ///     other options are `TCPConnection`'s and do not apply here.
+    ///   - onClose: called once, on the loop's thread, when the connection
+    ///     closes (for example `TCPListener.connectionDidClose`).
+    /// - Throws: `SocketError` if the loop cannot watch the socket, which
+    ///   is then closed.
+    public init(
+        loop: any EventLoopContext, fileDescriptor: FileDescriptor, options: TCPConnection.Options = .init(),
+        onClose: (() -> Void)? = nil
+    ) throws(SocketError) {
+        self.loop = loop
+        self.descriptor = fileDescriptor.rawValue
+        self.options = options
+        self.onClose = onClose
+        super.init()
+        do {
+            id = try loop.register(self, fileDescriptor: fileDescriptor, interest: .read)
+        } catch {
+            _ = system_close(fileDescriptor.rawValue)
+            isClosed = true
+            throw SocketError("watch", error.errno ?? .noMemory, address: nil)
+        }
+        loop.handle.jobs.onStop[ObjectIdentifier(self)] = { [unowned self] in self.loopStopped() }
+    }
+
+    deinit {
+        if !isClosed { _ = system_close(descriptor) }
+    }
+
+    /// How many bytes are queued for the peer.
+    public var queuedByteCount: Int { queue.count }
+
+    // MARK: Reading
+
+    /// Reads what has arrived into `buffer`, waiting until something has
+    /// if nothing has. Returns how many bytes, 0 at the end of input.
+    ///
+    /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(AsyncTCPError) -> Int {
+        loop.checkThread("AsyncTCPConnection.read")
+        while true {
+            try check()
+            switch Socket.receive(descriptor, into: buffer) {
+            case .success(.processed(let count)): return count
+            case .success(.wouldBlock): try await waitForInput()
+            case .failure(let errno): throw fail(.reset(errno))
+            }
+        }
+    }
+
+    /// Reads what has arrived into the loop's read buffer and calls `body`
+    /// with it, waiting until something has if nothing has. Returns what
+    /// `body` returns; `nil` at the end of input (without calling it). The
+    /// bytes are valid only inside `body`, which must not wait.
+    ///
+    /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
+    public func read<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) async throws(AsyncTCPError) -> Result? {
+        loop.checkThread("AsyncTCPConnection.read")
+        let buffer = loop.readBuffer
+        while true {
+            try check()
+            switch Socket.receive(descriptor, into: buffer) {
+            case .success(.processed(0)): return nil
+            case .success(.processed(let count)): return body(UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+            case .success(.wouldBlock): try await waitForInput()
+            case .failure(let errno): throw fail(.reset(errno))
+            }
+        }
+    }
+
+    /// Waits until the socket is readable (or the call must end).
+    private func waitForInput() async throws(AsyncTCPError) {
+        if !readInterest {
+            readInterest = true
+            updateInterest()
+        }
+        try await park(.reader)
+    }
+
+    // MARK: Writing
+
+    /// Sends `bytes`: at once, as far as the kernel takes them; the rest is
+    /// queued and sent when the socket is writable. Waits only while more
+    /// than `highWaterMark` bytes are queued, until the queue falls to
+    /// `lowWaterMark`.
+    ///
+    /// - Throws: `.cancelled` (while waiting; the bytes stay queued),
+    ///   `.closed` (also after `finish()`), `.reset`, `.loopStopped`.
+    public func write(_ bytes: UnsafeRawBufferPointer) async throws(AsyncTCPError) {
+        loop.checkThread("AsyncTCPConnection.write")
+        try send(bytes)
+        try await waitForRoom()
+    }
+
+    /// Sends `bytes` (see `write(_:)`).
+    public func write(_ bytes: [UInt8]) async throws(AsyncTCPError) {
+        loop.checkThread("AsyncTCPConnection.write")
+        // Sent or queued before any wait: the array's storage is used only
+        // in this synchronous part.
+        let sent = bytes.withUnsafeBytes { pointer in Result { () throws(AsyncTCPError) in try send(pointer) } }
+        try sent.get()
+        try await waitForRoom()
+    }
+
+    /// The synchronous part of a write: sends what the kernel takes, queues the rest.
+    private func send(_ bytes: UnsafeRawBufferPointer) throws(AsyncTCPError) {
+        try check()
+        if finishing { throw .closed }
+        var rest = bytes
+        if queue.isEmpty {
+            while !rest.isEmpty {
+                switch Socket.send(descriptor, rest) {
+                case .success(.processed(let sent)): rest = UnsafeRawBufferPointer(rebasing: rest[sent...])
+                case .success(.wouldBlock):
+                    queue.append(rest)
+                    rest = UnsafeRawBufferPointer(start: nil, count: 0)
+                    updateInterest()
+                case .failure(let errno): throw fail(.reset(errno))
+                }
+            }
+        } else {
+            queue.append(rest)
+        }
+    }
+
+    /// Waits while more than the high-water mark is queued, until the
+    /// queue falls to the low one.
+    private func waitForRoom() async throws(AsyncTCPError) {
+        while queue.count > options.highWaterMark {
+            try await park(.writer)
+            try check()
+        }
+    }
+
+    // MARK: Ending
+
+    /// Waits until everything queued has been sent, then shuts the sending
+    /// side (the peer reads end of input). Reading still works; call
+    /// `close()` when done.
+    ///
+    /// - Throws: `.cancelled` (the queue is kept, not yet shut), `.closed`,
+    ///   `.reset`, `.loopStopped`.
+    public func finish() async throws(AsyncTCPError) {
+        loop.checkThread("AsyncTCPConnection.finish")
+        try check()
+        finishing = true
+        while !queue.isEmpty {
+            try await park(.finisher)
+            try check()
+        }
+        if !halfClosed {
+            halfClosed = true
+            if case .failure(let errno) = system_shutdown(descriptor, ShutdownHow.write) { throw fail(.reset(errno)) }
+        }
+    }
+
+    /// Finishes (see `finish()`), then reads and discards what the peer
+    /// still sends until it closes or `timeout` passes, then closes. The
+    /// peer reads every reply instead of a reset.
+    public func closeLingering(timeout: Duration = .seconds(5)) async {
+        loop.checkThread("AsyncTCPConnection.closeLingering")
+        defer { close() }
+        do { try await finish() } catch { return }
+        let timer = loop.schedule(after: timeout) { [weak self] in self?.close() }
+        defer { loop.cancel(timer) }
+        while true {
+            guard let count = try? await read({ $0.count }), count > 0 else { return }
+        }
+    }
+
+    /// Closes the connection now: the queue is dropped, every waiting call
+    /// resumes with `.closed`. Calling it again does nothing.
+    public func close() {
+        loop.checkThread("AsyncTCPConnection.close")
+        guard !isClosed else { return }
+        isClosed = true
+        failure = failure ?? .closed
+        loop.unregister(id)
+        loop.handle.jobs.onStop[ObjectIdentifier(self)] = nil
+        _ = system_close(descriptor)
+        queue.removeAll()
+        wakeAll(.failed(failure ?? .closed))
+        onClose?()
+    }
+
+    // MARK: On the loop
+
+    /// The loop says the socket is ready.
+    public override func handle(_ ready: Interest) {
+        if ready.contains(.read) {
+            if reader.continuation != nil {
+                reader.resume(.ready)
+            } else if readInterest {
+                // Nobody reads now: stop the level-triggered wake-ups until
+                // a read has to wait.
+                readInterest = false
+                updateInterest()
+            }
+        }
+        if ready.contains(.write) { flush() }
+    }
+
+    /// Sends what is queued, and wakes the writer and finisher that waited for it.
+    private func flush() {
+        var failed: Errno?
+        while !queue.isEmpty, failed == nil {
+            var blocked = false
+            queue.consume { bytes in
+                switch Socket.send(descriptor, bytes) {
+                case .success(.processed(let sent)): return sent
+                case .success(.wouldBlock):
+                    blocked = true
+                    return 0
+                case .failure(let errno):
+                    failed = errno
+                    return 0
+                }
+            }
+            if blocked { break }
+        }
+        if let failed {
+            failure = .reset(failed)
+            wakeAll(.failed(.reset(failed)))
+            return
+        }
+        if queue.count <= options.lowWaterMark { writer.resume(.ready) }
+        if queue.isEmpty {
+            finisher.resume(.ready)
+            updateInterest()
+        }
+    }
+
+    /// Sets the registration's interest from what is wanted now: reading
+    /// unless turned off, writing while something is queued.
+    private func updateInterest() {
+        guard !isClosed else { return }
+        var interest: Interest = []
+        if readInterest { interest.insert(.read) }
+        if !queue.isEmpty { interest.insert(.write) }
+        guard interest != watched else { return }
+        watched = interest
+        interestChanges += 1
+        if (try? loop.setInterest(id, interest)) == nil {
+            failure = failure ?? .closed
+        }
+    }
+
+    /// Waits in `slot` until the loop wakes it; throws what woke it if not
+    /// readiness. A cancelled task does not wait.
+    private func park(_ slot: Slot) async throws(AsyncTCPError) {
+        if Task.isCancelled { throw .cancelled }
+        let number = nextPark
+        nextPark &+= 1
+        let wake = await parkOnLoop(
+            loop.handle, store: { self[slot] = Parked(continuation: $0, number: number) },
+            cancel: { self.cancel(slot, number) })
+        if case .failed(let error) = wake { throw error }
+    }
+
+    /// Resumes the call parked in `slot` with `.cancelled`, if it is park `number`.
+    private func cancel(_ slot: Slot, _ number: UInt64) {
+        guard self[slot].number == number else { return }
+        self[slot].resume(.failed(.cancelled))
+    }
+
+    /// Where a call waits.
+    enum Slot: Sendable {
+        case reader, writer, finisher
+    }
+
+    private subscript(slot: Slot) -> Parked {
+        get {
+            switch slot {
+            case .reader: reader
+            case .writer: writer
+            case .finisher: finisher
+            }
+        }
+        set {
+            switch slot {
+            case .reader: reader = newValue
+            case .writer: writer = newValue
+            case .finisher: finisher = newValue
+            }
+        }
+    }
+
+    /// The loop's `run()` returned: every parked call ends.
+    private func loopStopped() {
+        failure = failure ?? .loopStopped
+        wakeAll(.failed(.loopStopped))
+    }
+
+    private func wakeAll(_ wake: Wake) {
+        reader.resume(wake)
+        writer.resume(wake)
+        finisher.resume(wake)
+    }
+
+    /// Throws if the call cannot go on.
+    @inline(__always)
+    private func check() throws(AsyncTCPError) {
+        if let failure { throw failure }
+        if Task.isCancelled { throw .cancelled }
+    }
+
+    /// Records `error` and returns it.
+    private func fail(_ error: AsyncTCPError) -> AsyncTCPError {
+        failure = failure ?? error
+        return error
+    }
+
+    /// `AsyncTCPConnection on descriptor N` in diagnostics.
+    public override var diagnosticName: String { "AsyncTCPConnection" }
+}
