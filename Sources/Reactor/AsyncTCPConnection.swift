@@ -48,18 +48,25 @@ struct Parked {
     }
 }
 
+/// Something whose calls park on a loop: told on the loop's thread when
+/// the task of park `number` in `slot` was cancelled.
+protocol ParkingPlace: AnyObject, Sendable {
+    func cancelPark(_ slot: Int, _ number: UInt64)
+}
+
 /// Suspends the calling task until the loop resumes the continuation that
-/// `store` keeps. Cancelling the task calls `cancel` on the loop's thread
-/// (cancellation arrives on any thread); `cancel` must resume the
-/// continuation if it is still the one parked.
+/// `store` keeps. Cancelling the task (on any thread) calls
+/// `place.cancelPark(slot, number)` on the loop's thread, which resumes the
+/// continuation if it is still that park. Nothing is allocated unless the
+/// task is cancelled: the closures here do not escape.
 func parkOnLoop(
-    _ handle: EventLoopHandle, store: (UnsafeContinuation<Wake, Never>) -> Void,
-    cancel: @escaping @Sendable () -> Void
+    _ handle: EventLoopHandle, _ place: some ParkingPlace, slot: Int, number: UInt64,
+    store: (UnsafeContinuation<Wake, Never>) -> Void
 ) async -> Wake {
     await withTaskCancellationHandler {
         await withUnsafeContinuation { store($0) }
     } onCancel: {
-        handle.execute { _ in cancel() }
+        handle.execute { _ in place.cancelPark(slot, number) }
     }
 }
 
@@ -102,7 +109,7 @@ func parkOnLoop(
 /// there (one that prefers the loop's task executor, as `AsyncTCPListener`'s
 /// tasks do). Debug builds stop the program otherwise. The type is
 /// `Sendable` only so that it can be handed to such a task.
-public final class AsyncTCPConnection: EventSource, @unchecked Sendable {
+public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sendable {
     private unowned let loop: any EventLoopContext
     private let descriptor: CInt
     private var id: SourceID = .none
@@ -386,20 +393,20 @@ public final class AsyncTCPConnection: EventSource, @unchecked Sendable {
         if Task.isCancelled { throw .cancelled }
         let number = nextPark
         nextPark &+= 1
-        let wake = await parkOnLoop(
-            loop.handle, store: { self[slot] = Parked(continuation: $0, number: number) },
-            cancel: { self.cancel(slot, number) })
+        let wake = await parkOnLoop(loop.handle, self, slot: slot.rawValue, number: number) {
+            self[slot] = Parked(continuation: $0, number: number)
+        }
         if case .failed(let error) = wake { throw error }
     }
 
     /// Resumes the call parked in `slot` with `.cancelled`, if it is park `number`.
-    private func cancel(_ slot: Slot, _ number: UInt64) {
-        guard self[slot].number == number else { return }
+    func cancelPark(_ slot: Int, _ number: UInt64) {
+        guard let slot = Slot(rawValue: slot), self[slot].number == number else { return }
         self[slot].resume(.failed(.cancelled))
     }
 
     /// Where a call waits.
-    enum Slot: Sendable {
+    enum Slot: Int, Sendable {
         case reader, writer, finisher
     }
 

@@ -27,7 +27,7 @@ import Syscalls
 /// there. A plain `Task {}` created inside a connection's task does not
 /// inherit the loop's executor (it runs on the global pool); start such
 /// tasks with `EventLoopHandle.task(_:)`.
-public final class AsyncTCPListener: @unchecked Sendable {
+public final class AsyncTCPListener: ParkingPlace, @unchecked Sendable {
     private unowned let loop: any EventLoopContext
     private var listener: TCPListener!
     private let connectionOptions: TCPConnection.Options
@@ -120,11 +120,9 @@ public final class AsyncTCPListener: @unchecked Sendable {
             if Task.isCancelled { throw .cancelled }
             let number = nextPark
             nextPark &+= 1
-            let wake = await parkOnLoop(
-                loop.handle, store: { self.waiter = Parked(continuation: $0, number: number) },
-                cancel: {
-                    if self.waiter.number == number { self.waiter.resume(.failed(.cancelled)) }
-                })
+            let wake = await parkOnLoop(loop.handle, self, slot: 0, number: number) {
+                self.waiter = Parked(continuation: $0, number: number)
+            }
             if case .failed(let error) = wake { throw error }
         }
     }
@@ -203,6 +201,11 @@ public final class AsyncTCPListener: @unchecked Sendable {
         pending.removeAll()
         pendingStart = 0
         waiter.resume(.ready)
+    }
+
+    /// Resumes a waiting `accept()` with `.cancelled`, if it is park `number`.
+    func cancelPark(_ slot: Int, _ number: UInt64) {
+        if waiter.number == number { waiter.resume(.failed(.cancelled)) }
     }
 
     /// The listener accepted `fd`: queued for the next `accept()`.

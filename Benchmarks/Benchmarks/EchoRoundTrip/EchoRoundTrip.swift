@@ -9,6 +9,10 @@
 // (write, epoll_wait, recv, send, read) made directly, with no reactor
 // (epoll_wait through LinuxEpoll's `Epoll.poll(into:)`, the rest through Glibc).
 //
+// Another is the same round trip through the async API: a task on the
+// loop's task executor reading and writing an `AsyncTCPConnection`.
+// Target: 0 mallocs per echoed message.
+//
 // The third is the loop's deferred work: one `enqueue` and one
 // `runOnce(timeout: .zero)` that runs it. Target: 0 mallocs per iteration.
 //
@@ -172,6 +176,50 @@ final class SyscallFixture: @unchecked Sendable {
     }
 }
 
+/// The reactor on one end of a socketpair through the async API: one task
+/// on the loop's task executor reads with `AsyncTCPConnection.read(into:)`
+/// (waiting on EAGAIN), upper-cases in place and writes back.
+final class AsyncFixture: @unchecked Sendable {
+    // @unchecked: each benchmark runs on one thread at a time; the task runs
+    // on the loop, which runs on that thread inside `runOnce`.
+    let loop: EventLoop<EpollSelector<Int>>
+    let connection: AsyncTCPConnection
+    let client: CInt
+    let payload = Payload()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    var loopIterations = 0
+
+    init() throws {
+        let (server, client) = try makeSocketPair()
+        self.client = client
+        loop = try EventLoop(selector: try EpollSelector<Int>())
+        connection = try AsyncTCPConnection(loop: loop, fileDescriptor: FileDescriptor(rawValue: server))
+        let connection = self.connection
+        let buffer = UnsafeMutableRawBufferPointer(self.buffer)
+        nonisolated(unsafe) let unsafeBuffer = buffer
+        loop.handle.task {
+            while let count = try? await connection.read(into: unsafeBuffer), count > 0 {
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: unsafeBuffer[..<count])
+                Uppercase.apply(bytes)
+                do { try await connection.write(UnsafeRawBufferPointer(bytes)) } catch { return }
+            }
+        }
+    }
+
+    deinit {
+        close(client)
+        buffer.deallocate()
+    }
+
+    @inline(__always)
+    func roundTrip() -> Bool {
+        payload.roundTrip(client) {
+            try! loop.runOnce(timeout: .zero)
+            loopIterations += 1
+        }
+    }
+}
+
 /// How many `runOnce` calls a round trip took (1 when one wake-up serves it).
 let loopIterationsMetric = BenchmarkMetric.custom("runOnce calls", polarity: .prefersSmaller, useScalingFactor: true)
 
@@ -193,6 +241,25 @@ let benchmarks: @Sendable () -> Void = {
         let fixture = try ReactorFixture()
         // Warm-up outside the measurement: first-use allocations (selector
         // tables, ready-key storage) happen here.
+        for _ in 0..<100 where !fixture.roundTrip() { throw FixtureError(description: "warm-up round trip failed") }
+        fixture.loopIterations = 0
+        return fixture
+    }
+
+    Benchmark(
+        "EventLoop<EpollSelector> + AsyncTCPConnection (a task on the loop), 64 B round trip",
+        configuration: .init(metrics: Benchmark.defaultConfiguration.metrics + [loopIterationsMetric])
+    ) { (benchmark: Benchmark, fixture: AsyncFixture) in
+        fixture.loopIterations = 0
+        for _ in benchmark.scaledIterations where !fixture.roundTrip() {
+            benchmark.error("async round trip failed")
+            return
+        }
+        benchmark.stopMeasurement()
+        benchmark.measurement(loopIterationsMetric, fixture.loopIterations)
+    } setup: {
+        let fixture = try AsyncFixture()
+        // Warm-up: the task starts, its first reads and waits happen here.
         for _ in 0..<100 where !fixture.roundTrip() { throw FixtureError(description: "warm-up round trip failed") }
         fixture.loopIterations = 0
         return fixture
