@@ -15,6 +15,8 @@ public enum AsyncTCPError: Error, Sendable, Equatable, CustomStringConvertible {
     case reset(Errno)
     /// The loop's `run()` returned while the call waited.
     case loopStopped
+    /// No byte moved for the connection's idle timeout; it is closed.
+    case idleTimeout
 
     /// A short phrase.
     public var description: String {
@@ -23,6 +25,7 @@ public enum AsyncTCPError: Error, Sendable, Equatable, CustomStringConvertible {
         case .closed: "closed"
         case .reset(let errno): "reset (\(errno))"
         case .loopStopped: "the loop stopped"
+        case .idleTimeout: "idle timeout"
         }
     }
 }
@@ -120,6 +123,8 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     private var finisher = Parked()
     private var nextPark: UInt64 = 1
     private var readInterest = true
+    // Reads since the last wait, for `readsPerWakeup`.
+    private var readsInARow = 0
     // What the loop watches the socket for now.
     private var watched: Interest = .read
     /// How many times the connection changed what the loop watches it for
@@ -130,9 +135,26 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     private var failure: AsyncTCPError?
     private let onClose: (() -> Void)?
 
-    /// Whether `close()` was called (or the peer reset the connection and
-    /// a call saw it).
+    /// Whether the connection is closed (`close()`, or the idle timeout).
     public private(set) var isClosed = false
+
+    /// Bytes read from the peer so far.
+    public private(set) var bytesReceived = 0
+    /// Bytes the kernel took for the peer so far (not those still queued).
+    public private(set) var bytesSent = 0
+    /// The most bytes ever queued for the peer.
+    public private(set) var peakQueuedBytes = 0
+    /// Whether a read saw the peer's end of input (rather than the end
+    /// `endInput(firstInputWithin:)` set).
+    public private(set) var peerFinished = false
+
+    // `endInput`: reads stop at this many bytes received; `nil`: no limit.
+    private var inputLimit: Int?
+    private var awaitsFirstInput = false
+    private var firstInputTimer: TimerID?
+    // The idle timeout: the last time a byte moved, and the one timer.
+    private var lastActivity: UInt64 = 0
+    private var idleTimer: TimerID?
 
     /// Takes over `fileDescriptor`, a connected non-blocking TCP socket,
     /// and watches it on `loop`.
@@ -140,16 +162,19 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// - Parameters:
     ///   - loop: the loop; the connection holds it `unowned`.
     ///   - fileDescriptor: the socket, which the connection now owns.
-    ///   - options: the water marks (`highWaterMark`, `lowWaterMark`); the
-    ///     other options are `TCPConnection`'s and do not apply here.
+    ///   - options: the water marks (`highWaterMark`, `lowWaterMark`), the
+    ///     idle timeout (after which waiting calls end with `.idleTimeout`),
+    ///     and `readsPerWakeup`: after that many reads in a row that did not
+    ///     wait, the next one waits for the loop's next turn, so that one
+    ///     busy peer cannot starve the loop's other connections.
     ///   - onClose: called once, on the loop's thread, when the connection
     ///     closes (for example `TCPListener.connectionDidClose`).
-    /// - Throws: `SocketError` if the loop cannot watch the socket, which
-    ///   is then closed.
+    /// - Throws: `SelectorError` if the loop cannot watch the socket (for
+    ///   select, a descriptor of 1024 or more), which is then closed.
     public init(
         loop: any EventLoopContext, fileDescriptor: FileDescriptor, options: TCPConnection.Options = .init(),
         onClose: (() -> Void)? = nil
-    ) throws(SocketError) {
+    ) throws(SelectorError) {
         self.loop = loop
         self.descriptor = fileDescriptor.rawValue
         self.options = options
@@ -160,9 +185,11 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         } catch {
             _ = system_close(fileDescriptor.rawValue)
             isClosed = true
-            throw SocketError("watch", error.errno ?? .noMemory, address: nil)
+            throw error
         }
         loop.handle.jobs.onStop[ObjectIdentifier(self)] = { [unowned self] in self.loopStopped() }
+        lastActivity = loop.clock.now()
+        if let idle = options.idleTimeout { armIdleTimer(after: idle) }
     }
 
     deinit {
@@ -182,11 +209,45 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         loop.checkThread("AsyncTCPConnection.read")
         while true {
             try check()
-            switch Socket.receive(descriptor, into: buffer) {
-            case .success(.processed(let count)): return count
+            try await takeTurn()
+            guard let room = allowed(buffer) else { return 0 }
+            switch Socket.receive(descriptor, into: room) {
+            case .success(.processed(let count)):
+                received(count)
+                return count
             case .success(.wouldBlock): try await waitForInput()
             case .failure(let errno): throw fail(.reset(errno))
             }
+        }
+    }
+
+    /// The part of `buffer` a read may fill: all of it, or up to the limit
+    /// `endInput` set; `nil` once that limit is reached.
+    @inline(__always)
+    private func allowed(_ buffer: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawBufferPointer? {
+        guard let inputLimit else { return buffer }
+        if awaitsFirstInput { return buffer }
+        let left = inputLimit - bytesReceived
+        if left <= 0 { return nil }
+        return left >= buffer.count ? buffer : UnsafeMutableRawBufferPointer(rebasing: buffer[..<left])
+    }
+
+    /// A read returned `count` bytes (0: the peer's end of input).
+    @inline(__always)
+    private func received(_ count: Int) {
+        if count == 0 {
+            peerFinished = true
+            return
+        }
+        bytesReceived &+= count
+        if idleTimer != nil { lastActivity = loop.iterationTime }
+        if awaitsFirstInput {
+            // The first bytes during a drain: what has arrived with them is
+            // the input still answered.
+            awaitsFirstInput = false
+            if let firstInputTimer { loop.cancel(firstInputTimer) }
+            firstInputTimer = nil
+            inputLimit = bytesReceived + ((try? system_unread_bytes(descriptor).get()) ?? 0)
         }
     }
 
@@ -198,20 +259,35 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
     public func read<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) async throws(AsyncTCPError) -> Result? {
         loop.checkThread("AsyncTCPConnection.read")
-        let buffer = loop.readBuffer
         while true {
             try check()
-            switch Socket.receive(descriptor, into: buffer) {
-            case .success(.processed(0)): return nil
-            case .success(.processed(let count)): return body(UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+            try await takeTurn()
+            guard let room = allowed(loop.readBuffer) else { return nil }
+            switch Socket.receive(descriptor, into: room) {
+            case .success(.processed(0)):
+                received(0)
+                return nil
+            case .success(.processed(let count)):
+                received(count)
+                return body(UnsafeMutableRawBufferPointer(rebasing: room[..<count]))
             case .success(.wouldBlock): try await waitForInput()
             case .failure(let errno): throw fail(.reset(errno))
             }
         }
     }
 
+    /// After `readsPerWakeup` reads in a row that did not wait, waits for
+    /// the loop's next turn (the socket is still readable, so that is the
+    /// next iteration): one busy peer cannot keep the loop from the others.
+    @inline(__always)
+    private func takeTurn() async throws(AsyncTCPError) {
+        if readsInARow >= options.readsPerWakeup { try await waitForInput() }
+        readsInARow += 1
+    }
+
     /// Waits until the socket is readable (or the call must end).
     private func waitForInput() async throws(AsyncTCPError) {
+        readsInARow = 0
         if !readInterest {
             readInterest = true
             updateInterest()
@@ -252,17 +328,22 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         if queue.isEmpty {
             while !rest.isEmpty {
                 switch Socket.send(descriptor, rest) {
-                case .success(.processed(let sent)): rest = UnsafeRawBufferPointer(rebasing: rest[sent...])
+                case .success(.processed(let sent)):
+                    bytesSent &+= sent
+                    rest = UnsafeRawBufferPointer(rebasing: rest[sent...])
                 case .success(.wouldBlock):
                     queue.append(rest)
                     rest = UnsafeRawBufferPointer(start: nil, count: 0)
+                    peakQueuedBytes = max(peakQueuedBytes, queue.count)
                     updateInterest()
                 case .failure(let errno): throw fail(.reset(errno))
                 }
             }
         } else {
             queue.append(rest)
+            peakQueuedBytes = max(peakQueuedBytes, queue.count)
         }
+        if idleTimer != nil { lastActivity = loop.iterationTime }
     }
 
     /// Waits while more than the high-water mark is queued, until the
@@ -303,11 +384,38 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         loop.checkThread("AsyncTCPConnection.closeLingering")
         defer { close() }
         do { try await finish() } catch { return }
+        if peerFinished { return }
         let timer = loop.schedule(after: timeout) { [weak self] in self?.close() }
         defer { loop.cancel(timer) }
-        while true {
-            guard let count = try? await read({ $0.count }), count > 0 else { return }
+        // Whatever comes now is dropped, past any limit `endInput` set.
+        inputLimit = nil
+        awaitsFirstInput = false
+        while let count = try? await read({ $0.count }), count > 0 {}
+    }
+
+    /// Ends the input here, for a drain: the bytes that have arrived so far
+    /// (`FIONREAD` now) can still be read; after them `read` returns 0 (or
+    /// `nil`) as at the peer's end of input, and a read waiting now returns
+    /// it at once. A connection that has received nothing yet first waits
+    /// up to `wait` for its first bytes (a client that has just connected
+    /// usually has its request on the way), then answers what arrived with
+    /// them. `peerFinished` tells this end from the peer's.
+    public func endInput(firstInputWithin wait: Duration = .zero) {
+        loop.checkThread("AsyncTCPConnection.endInput")
+        guard !isClosed, inputLimit == nil, !peerFinished else { return }
+        inputLimit = bytesReceived + ((try? system_unread_bytes(descriptor).get()) ?? 0)
+        if bytesReceived == 0 && inputLimit == 0 && wait > .zero {
+            awaitsFirstInput = true
+            firstInputTimer = loop.schedule(after: wait) { [weak self] in
+                guard let self else { return }
+                self.firstInputTimer = nil
+                self.awaitsFirstInput = false
+                self.inputLimit = self.bytesReceived
+                self.reader.resume(.ready)
+            }
+            return
         }
+        if inputLimit == bytesReceived { reader.resume(.ready) }
     }
 
     /// Closes the connection now: the queue is dropped, every waiting call
@@ -317,6 +425,10 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         guard !isClosed else { return }
         isClosed = true
         failure = failure ?? .closed
+        if let idleTimer { loop.cancel(idleTimer) }
+        idleTimer = nil
+        if let firstInputTimer { loop.cancel(firstInputTimer) }
+        firstInputTimer = nil
         loop.unregister(id)
         loop.handle.jobs.onStop[ObjectIdentifier(self)] = nil
         _ = system_close(descriptor)
@@ -349,7 +461,9 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
             var blocked = false
             queue.consume { bytes in
                 switch Socket.send(descriptor, bytes) {
-                case .success(.processed(let sent)): return sent
+                case .success(.processed(let sent)):
+                    bytesSent &+= sent
+                    return sent
                 case .success(.wouldBlock):
                     blocked = true
                     return 0
@@ -365,6 +479,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
             wakeAll(.failed(.reset(failed)))
             return
         }
+        if idleTimer != nil { lastActivity = loop.iterationTime }
         if queue.count <= options.lowWaterMark { writer.resume(.ready) }
         if queue.isEmpty {
             finisher.resume(.ready)
@@ -431,6 +546,22 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     private func loopStopped() {
         failure = failure ?? .loopStopped
         wakeAll(.failed(.loopStopped))
+    }
+
+    /// One timer for the moment the connection would become idle; reads
+    /// and writes only move `lastActivity`, and a timer that fires early is
+    /// armed again for the new moment.
+    private func armIdleTimer(after delay: Duration) {
+        idleTimer = loop.schedule(at: lastActivity &+ nanoseconds(delay)) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            if self.loop.clock.now() >= self.lastActivity &+ nanoseconds(delay) {
+                self.idleTimer = nil
+                self.failure = self.failure ?? .idleTimeout
+                self.close()
+            } else {
+                self.armIdleTimer(after: delay)
+            }
+        }
     }
 
     private func wakeAll(_ wake: Wake) {

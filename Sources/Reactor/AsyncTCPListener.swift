@@ -40,6 +40,14 @@ public final class AsyncTCPListener: ParkingPlace, @unchecked Sendable {
     /// Whether `close()` was called.
     public private(set) var isClosed = false
 
+    /// Connections accepted that the loop could not watch (select's
+    /// descriptor 1024), closed at once and never returned by `accept()`.
+    public private(set) var unwatchableCount = 0
+
+    /// Called on the loop's thread with why an accepted connection could
+    /// not be watched (and was closed).
+    public var onUnwatchable: ((SelectorError) -> Void)?
+
     /// The address and port it listens on (the port the kernel picked, for 0).
     public var localAddress: Endpoint { listener.localAddress }
 
@@ -111,7 +119,10 @@ public final class AsyncTCPListener: ParkingPlace, @unchecked Sendable {
                         loop: loop, fileDescriptor: fd, options: connectionOptions,
                         onClose: { [weak listener] in listener?.connectionDidClose() })
                 } catch {
-                    listener.connectionDidClose()  // closed already: take the next one
+                    // Closed already (select's descriptor 1024 ends here): the next one.
+                    unwatchableCount += 1
+                    listener.connectionDidClose()
+                    onUnwatchable?(error)
                     continue
                 }
             }

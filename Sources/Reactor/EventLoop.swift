@@ -107,6 +107,9 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         var lastIteration: UInt64 = .max
         /// Wake-ups in a row without progress.
         var wakeups = 0
+        /// The mark after the slot's last measured call: a source whose
+        /// work runs later (a task on the loop) moves bytes between calls.
+        var lastMark: Int64?
         /// Whether this registration was reported already.
         var reported = false
     }
@@ -500,6 +503,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         watches[slot].lastIteration = iteration
         guard inARow, !watches[slot].reported else {
             watches[slot].wakeups = 0
+            watches[slot].lastMark = nil
             return nil
         }
         switch system_progress_mark(fd.rawValue) {
@@ -512,15 +516,23 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         }
     }
 
-    /// After a source's call: whether it moved a byte since `before`.
+    /// After a source's call: whether it moved a byte since `before`, or
+    /// anything moved since its last call (a task on the loop does its
+    /// reading after the dispatch).
     private func progressAfter(
         _ slot: Int, _ generation: UInt32, _ fd: FileDescriptor, _ before: Int64, _ source: Unmanaged<EventSource>
     ) {
         // Gone or replaced during its call: nothing to judge.
         guard sources[slot].generation == generation, sources[slot].source != nil else { return }
-        guard case .success(let measured) = system_progress_mark(fd.rawValue), let after = measured,
-            after.mark == before
-        else {
+        guard case .success(let measured) = system_progress_mark(fd.rawValue), let after = measured else {
+            watches[slot].wakeups = 0
+            watches[slot].lastMark = nil
+            return
+        }
+        // No progress: nothing moved during the call, nor since the last one.
+        let since = watches[slot].lastMark
+        watches[slot].lastMark = after.mark
+        guard after.mark == before, since == before else {
             watches[slot].wakeups = 0
             return
         }

@@ -18,7 +18,7 @@ final class GroupServers: @unchecked Sendable {
     // thread (set in its set-up, then in work sent to it through its handle),
     // and by `totals()` once every loop's thread has ended; `signals` and
     // `running` only on loop 0's. The lists themselves sit behind `lock`.
-    private let lock: Lock<[UpperEchoServer?]>
+    private let lock: Lock<[(any EchoServer)?]>
     private let handles: Lock<[EventLoopHandle?]>
     private let gathered = Lock<(round: Int, stats: [ServerStats?])>((0, []))
     private let logger: Logger
@@ -37,7 +37,7 @@ final class GroupServers: @unchecked Sendable {
 
     /// Adopts loop `index`'s server, in that loop's set-up; loop 0's also
     /// takes the signals.
-    func attach(_ server: UpperEchoServer, index: Int, loop: any EventLoopContext) throws {
+    func attach(_ server: any EchoServer, index: Int, loop: any EventLoopContext) throws {
         lock.withLock { $0[index] = server }
         handles.withLock { $0[index] = loop.handle }
         server.onShutdownComplete = { [unowned self, unowned loop] in
@@ -71,7 +71,7 @@ final class GroupServers: @unchecked Sendable {
     }
 
     /// Runs `body` on every loop, with its server.
-    private func onEachLoop(_ body: @escaping @Sendable (UpperEchoServer, Int) -> Void) {
+    private func onEachLoop(_ body: @escaping @Sendable (any EchoServer, Int) -> Void) {
         let all = handles.withLock { $0 }
         for (index, handle) in all.enumerated() {
             handle?.execute { [unowned self] _ in

@@ -50,6 +50,16 @@ struct UpperEchoCommand: ParsableCommand {
                 """))
     var balance: Balance = .reusePort
 
+    @Option(
+        help: ArgumentHelp(
+            "How connections are served: callbacks or async.",
+            discussion: """
+                callbacks: a handler called on the loop (UpperEchoServer). async: one task per connection on \
+                the loop's own thread, through AsyncTCPConnection (AsyncUpperEchoServer). The same service, \
+                limits, counters and signals either way.
+                """))
+    var api: ServedAPI = .callbacks
+
     @Option(help: "The kernel's queue of connections not yet accepted.")
     var backlog: Int32 = 511
 
@@ -148,6 +158,7 @@ struct UpperEchoCommand: ParsableCommand {
         let loop = try EventLoop(selector: try selector(), options: diagnosis.options(loop: 0))
         diagnosis.startAudits(on: loop, index: 0)
         let server = try firstServerThatBinds(addresses, loop, configuration, logger, makeVerbose())
+        start(server, on: loop)
         let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
         let signals = try SignalSource(loop: loop, signals: handled) { signal in
             if signal == SignalNumber.hangUp {
@@ -161,7 +172,7 @@ struct UpperEchoCommand: ParsableCommand {
             }
         }
         defer { signals.close() }
-        print("listening on \(server.localAddress) (\(self.selector))")
+        print("listening on \(server.localAddress) (\(self.selector)\(apiSuffix))")
         system_fflush_stdout()
         try loop.run()
         logger.notice("stopped \(server.stats.pairs)")
@@ -181,15 +192,34 @@ struct UpperEchoCommand: ParsableCommand {
         let group = try LoopGroup(loops: count, optionsForLoop: diagnosis.options(loop:), selector: selector) {
             index, loop in
             diagnosis.startAudits(on: loop, index: index)
-            let server = try UpperEchoServer(
-                loop: loop, group: listener, member: index, configuration: configuration, logger: logger,
-                verbose: verbose)
+            let server: any EchoServer =
+                switch api {
+                case .callbacks:
+                    try UpperEchoServer(
+                        loop: loop, group: listener, member: index, configuration: configuration, logger: logger,
+                        verbose: verbose)
+                case .async:
+                    try AsyncUpperEchoServer(
+                        loop: loop, group: listener, member: index, configuration: configuration, logger: logger,
+                        verbose: verbose)
+                }
             try servers.attach(server, index: index, loop: loop)
+            start(server, on: loop)
         }
-        print("listening on \(listener.localAddress) (\(self.selector), \(count) loops, \(balance))")
+        print("listening on \(listener.localAddress) (\(self.selector), \(count) loops, \(balance)\(apiSuffix))")
         system_fflush_stdout()
         try group.join()
         logger.notice("stopped \(servers.totals().pairs)")
+    }
+
+    /// What the listening line adds for the API: nothing for callbacks.
+    private var apiSuffix: String { api == .async ? ", async" : "" }
+
+    /// Starts an async server's serving task on its loop; a callback server
+    /// serves from its listener alone.
+    private func start(_ server: any EchoServer, on loop: any EventLoopContext) {
+        guard let server = server as? AsyncUpperEchoServer else { return }
+        loop.handle.task { await server.run() }
     }
 
     /// The lesson's verbose printer, or `nil`.
@@ -227,13 +257,19 @@ struct UpperEchoCommand: ParsableCommand {
         _ configuration: Configuration,
         _ logger: Logger,
         _ verbose: ((String) -> Void)?
-    ) throws(SocketError) -> UpperEchoServer {
+    ) throws(SocketError) -> any EchoServer {
         var firstError: SocketError?
         for address in addresses {
             var attempt = configuration
             attempt.host = address.host
-            do {
-                return try UpperEchoServer(loop: loop, configuration: attempt, logger: logger, verbose: verbose)
+            do throws(SocketError) {
+                switch api {
+                case .callbacks:
+                    return try UpperEchoServer(loop: loop, configuration: attempt, logger: logger, verbose: verbose)
+                case .async:
+                    return try AsyncUpperEchoServer(
+                        loop: loop, configuration: attempt, logger: logger, verbose: verbose)
+                }
             } catch {
                 firstError = firstError ?? error
             }
@@ -243,6 +279,14 @@ struct UpperEchoCommand: ParsableCommand {
 }
 
 extension SelectorKind: ExpressibleByArgument {}
+
+/// `--api`: which of the reactor's APIs serves the connections.
+enum ServedAPI: String, ExpressibleByArgument, CaseIterable {
+    /// `UpperEchoServer`: a handler the loop calls.
+    case callbacks
+    /// `AsyncUpperEchoServer`: a task per connection on the loop.
+    case async
+}
 
 extension Balance: ExpressibleByArgument {
     /// `reuseport`, `acceptor` or `acceptor-round-robin`.

@@ -134,8 +134,10 @@ public final class ServerProcess {
     public func stop() -> Bool { child.stop() }
 }
 
-/// How an upper-echo under test spreads its work: one loop, or two loops
-/// under each balance. Tests of the server's behaviour run under each.
+/// How an upper-echo under test spreads its work, and which API serves
+/// it: one loop, or two loops under each balance, each through callbacks
+/// and through async/await (`--api async`). Tests of the server's
+/// behaviour run under each.
 public enum ServerLayout: String, CaseIterable, Sendable, CustomStringConvertible {
     /// `--loops 1`: one loop on the main thread.
     case oneLoop = "one loop"
@@ -143,19 +145,38 @@ public enum ServerLayout: String, CaseIterable, Sendable, CustomStringConvertibl
     case reusePort = "2 loops, reuseport"
     /// `--loops 2 --balance acceptor`.
     case acceptor = "2 loops, acceptor"
+    /// `--loops 1 --api async`.
+    case asyncOneLoop = "one loop, async"
+    /// `--loops 2 --balance reuseport --api async`.
+    case asyncReusePort = "2 loops, reuseport, async"
+    /// `--loops 2 --balance acceptor --api async`.
+    case asyncAcceptor = "2 loops, acceptor, async"
 
     /// The command-line arguments that ask for it.
     public var arguments: [String] {
+        let loops: [String] =
+            switch self {
+            case .oneLoop, .asyncOneLoop: ["--loops", "1"]
+            case .reusePort, .asyncReusePort: ["--loops", "2", "--balance", "reuseport"]
+            case .acceptor, .asyncAcceptor: ["--loops", "2", "--balance", "acceptor"]
+            }
+        return loops + (isAsync ? ["--api", "async"] : [])
+    }
+
+    /// Whether the async API serves the connections.
+    public var isAsync: Bool {
         switch self {
-        case .oneLoop: ["--loops", "1"]
-        case .reusePort: ["--loops", "2", "--balance", "reuseport"]
-        case .acceptor: ["--loops", "2", "--balance", "acceptor"]
+        case .asyncOneLoop, .asyncReusePort, .asyncAcceptor: true
+        case .oneLoop, .reusePort, .acceptor: false
         }
     }
 
+    /// How many loops.
+    public var loops: Int { self == .oneLoop || self == .asyncOneLoop ? 1 : 2 }
+
     /// Whether new connections wait in one backlog, first in, first out:
     /// with several `SO_REUSEPORT` sockets each has its own.
-    public var hasOneBacklog: Bool { self != .reusePort }
+    public var hasOneBacklog: Bool { self != .reusePort && self != .asyncReusePort }
 
     /// The layout's name.
     public var description: String { rawValue }

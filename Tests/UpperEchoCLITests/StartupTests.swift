@@ -23,6 +23,18 @@ extension UpperEchoCLITests {
             }
         }
 
+        /// `--api async` says so on the listening line; callbacks are the default.
+        @Test func theAsyncAPISaysSoOnTheListeningLine() throws {
+            try withUpperEcho(layout: .asyncOneLoop) { server, port in
+                let client = try TestClient(port: port)
+                #expect(client.roundTrip("hello, async!"))
+                #expect(server.output.lines == ["listening on 127.0.0.1:\(port) (epoll, async)"])
+            }
+            try withUpperEcho(layout: .asyncReusePort) { server, port in
+                #expect(server.output.lines == ["listening on 127.0.0.1:\(port) (epoll, 2 loops, reuseport, async)"])
+            }
+        }
+
         @Test func epollIsTheDefaultBackend() throws {
             try withUpperEcho { server, _ in
                 #expect(server.listeningLine?.backend == "epoll")
@@ -122,6 +134,7 @@ extension UpperEchoCLITests {
             (["--shutdown-grace", "soon", "--port", "0"], "'soon' is invalid for '--shutdown-grace"),
             (["--loops", "0", "--port", "0"], "--loops must be from 1 to 1024"),
             (["--balance", "random", "--port", "0"], "'random' is invalid for '--balance"),
+            (["--api", "futures", "--port", "0"], "'futures' is invalid for '--api"),
         ])
         func aBadFlagIsAUsageError(arguments: [String], error: String) throws {
             let server = try ServerProcess("upper-echo", arguments)
