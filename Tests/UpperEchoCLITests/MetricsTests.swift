@@ -11,7 +11,8 @@ extension UpperEchoCLITests {
         /// K connections, each sending a known number of bytes and getting
         /// them all back, then closing: the scrape adds up to exactly that,
         /// over every loop, while they are open and once they are closed.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(
+            "a scrape after a scripted run counts exactly its connections and bytes", arguments: ServerLayout.allCases)
         func aScrapeAfterAScriptedRunCountsExactlyItsConnectionsAndBytes(layout: ServerLayout) throws {
             try withUpperEcho(["--metrics-port", "0"], layout: layout) { server, port in
                 let metricsPort = try #require(waitForMetricsPort(server), "no `metrics on` line")
@@ -82,6 +83,7 @@ extension UpperEchoCLITests {
                 }
                 #expect(samples.sum(.loopEvents) > 0)
                 #expect(samples.sum(.loopBusySeconds) > 0)
+                #expect(!server.errors.text.contains("ThreadSanitizer"), "\(server.errors.text)")
             }
         }
 
@@ -95,21 +97,32 @@ extension UpperEchoCLITests {
                 let echo = try EchoWhileTesting(port: port)
                 defer { echo.stop() }
 
-                // A head that never ends: 408 once the endpoint's 10 s are up.
-                let slow = try TestClient(port: metricsPort, timeout: .seconds(120))
-                try slow.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-
-                // 16 connections at once: the slow one and 15 silent ones. A
-                // 17th is closed at once, without a byte.
-                var silent: [TestClient] = []
-                for _ in 0..<15 { silent.append(try TestClient(port: metricsPort)) }
-                let extra = try TestClient(port: metricsPort)
-                let refused = exchange(on: extra, [])
-                #expect(refused.bytes.isEmpty && refused.ending != .timedOut, "\(refused)")
-                for client in silent { client.close() }
+                // 16 connections at once, each silent: a 17th is closed at
+                // once, without a byte. Each silent one is answered 408 10 s
+                // after it came; if the machine took nearly that long to
+                // open them all, the limit may not have held: try again.
+                var limitChecked = false
+                for _ in 0..<3 where !limitChecked {
+                    let start = ContinuousClock.now
+                    var silent: [TestClient] = []
+                    for _ in 0..<16 { silent.append(try TestClient(port: metricsPort)) }
+                    let extraClient = try TestClient(port: metricsPort)
+                    let opened = ContinuousClock.now - start
+                    let extra = exchange(on: extraClient, [])
+                    if opened < .seconds(8) {
+                        #expect(extra.bytes.isEmpty && extra.ending != .timedOut, "\(extra)")
+                        limitChecked = true
+                    }
+                    for client in silent { client.close() }
+                }
+                #expect(limitChecked, "16 connections could not be opened within the endpoint's 10 s, 3 times")
                 // Once the server has seen them go, a scrape is served again.
                 let served = waitUntil(timeout: .seconds(60)) { (try? httpGet(metricsPort, "/metrics"))?.status == 200 }
                 #expect(served, "no scrape was served after the silent connections closed")
+
+                // A head that never ends: 408 once the endpoint's 10 s are up.
+                let slow = try TestClient(port: metricsPort, timeout: .seconds(120))
+                try slow.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
 
                 let requests: [(request: [UInt8], status: Int)] = [
                     (Array("garbage\r\n\r\n".utf8), 400),
