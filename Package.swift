@@ -6,8 +6,8 @@
 //   executables -> UpperEcho -> Reactor -> Selectors -> LinuxEpoll -> Syscalls -> CEpollShim
 //
 // LinuxEpoll, Selectors and Reactor depend on swift-system alone (UpperEcho
-// adds swift-log); peers such as SwiftNIO live in the separate Benchmarks/
-// package so that CI stays fast.
+// adds swift-log and swift-metrics, upper-echo swift-prometheus); peers such
+// as SwiftNIO live in the separate Benchmarks/ package so that CI stays fast.
 import PackageDescription
 
 let package = Package(
@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // The metrics API in UpperEcho; the Prometheus backend in upper-echo only.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // A command plugin only (`swift package generate-documentation`):
         // nothing of it is linked into the products.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
@@ -58,6 +61,7 @@ let package = Package(
             dependencies: [
                 "Reactor", "Selectors", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .executableTarget(
@@ -66,6 +70,8 @@ let package = Package(
                 "UpperEcho", "Reactor", "Selectors", "Syscalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(

@@ -17,14 +17,14 @@ struct Diagnosis: Sendable {
     /// How often each loop's selector is audited.
     static let auditInterval: Duration = .seconds(1)
 
-    /// The options for loop `index`.
-    func options(loop index: Int) -> LoopOptions {
+    /// The options for loop `index`, with `LoopMetrics` if `metrics`.
+    func options(loop index: Int, metrics: Bool = false) -> LoopOptions {
         var diagnostics = enabled ? LoopDiagnostics.enabled : LoopDiagnostics.buildDefault
         let logger = logger
         diagnostics.report = { diagnostic in
             logger.warning("\(diagnostic)", metadata: ["loop": "\(index)"])
         }
-        return LoopOptions(diagnostics: diagnostics)
+        return LoopOptions(metrics: metrics, diagnostics: diagnostics)
     }
 
     /// With `--diagnose`, audits `loop`'s selector every second, on the

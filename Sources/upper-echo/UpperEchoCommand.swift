@@ -20,6 +20,8 @@ struct UpperEchoCommand: ParsableCommand {
             a `loop=K ...` line per loop first).
             --loops N runs N event loops on N threads (default: the CPUs this process may use);
             --balance says how connections are spread over them.
+            --metrics-port P serves Prometheus metrics at http://127.0.0.1:P/metrics and prints
+            `metrics on 127.0.0.1:PORT` after the listening line.
             Try it: `nc 127.0.0.1 8000`, type a line, get it back upper-cased.
             """,
         version: "upper-echo \(upperEchoVersion)"
@@ -76,6 +78,13 @@ struct UpperEchoCommand: ParsableCommand {
             valueName: "seconds"))
     var shutdownGrace: Double = 20
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve Prometheus metrics at http://127.0.0.1:<port>/metrics; 0 picks a free port.",
+            discussion: "Off by default. Only 127.0.0.1: put a proxy in front to scrape from elsewhere.",
+            valueName: "port"))
+    var metricsPort: UInt16?
+
     @Flag(help: "Print every event and payload, as the lesson's program does.")
     var verbose = false
 
@@ -102,6 +111,9 @@ struct UpperEchoCommand: ParsableCommand {
         }
         if backlog < 1 { throw ValidationError("--backlog must be at least 1") }
         if let loops, !(1...1024).contains(loops) { throw ValidationError("--loops must be from 1 to 1024") }
+        if let metricsPort, metricsPort != 0, metricsPort == port {
+            throw ValidationError("--metrics-port must differ from --port")
+        }
     }
 
     func run() throws {
@@ -155,10 +167,14 @@ struct UpperEchoCommand: ParsableCommand {
         if count > 1 { return try serveGroup(count, selector, configuration, addresses) }
         let logger = Logger(label: "upper-echo")
         let diagnosis = Diagnosis(enabled: diagnose, logger: logger)
-        let loop = try EventLoop(selector: try selector(), options: diagnosis.options(loop: 0))
+        let export = metricsPort.map { _ in MetricsExport(loops: 1) }
+        let loop = try EventLoop(
+            selector: try selector(), options: diagnosis.options(loop: 0, metrics: export != nil))
         diagnosis.startAudits(on: loop, index: 0)
         let server = try firstServerThatBinds(addresses, loop, configuration, logger, makeVerbose())
         start(server, on: loop)
+        export?.attach(server, index: 0, loop: loop)
+        if let export, let metricsPort { try export.serve(port: metricsPort, loop: loop) }
         let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
         let signals = try SignalSource(loop: loop, signals: handled) { signal in
             if signal == SignalNumber.hangUp {
@@ -173,7 +189,7 @@ struct UpperEchoCommand: ParsableCommand {
         }
         defer { signals.close() }
         print("listening on \(server.localAddress) (\(self.selector)\(apiSuffix))")
-        system_fflush_stdout()
+        printMetricsLine(export)
         try loop.run()
         logger.notice("stopped \(server.stats.pairs)")
     }
@@ -189,8 +205,12 @@ struct UpperEchoCommand: ParsableCommand {
         let servers = GroupServers(count, logger: logger)
         let verbose = makeVerbose()
         let diagnosis = Diagnosis(enabled: diagnose, logger: logger)
-        let group = try LoopGroup(loops: count, optionsForLoop: diagnosis.options(loop:), selector: selector) {
-            index, loop in
+        let export = metricsPort.map { _ in MetricsExport(loops: count) }
+        let metricsPort = metricsPort
+        let withMetrics = export != nil
+        let group = try LoopGroup(
+            loops: count, optionsForLoop: { diagnosis.options(loop: $0, metrics: withMetrics) }, selector: selector
+        ) { index, loop in
             diagnosis.startAudits(on: loop, index: index)
             let server: any EchoServer =
                 switch api {
@@ -205,9 +225,11 @@ struct UpperEchoCommand: ParsableCommand {
                 }
             try servers.attach(server, index: index, loop: loop)
             start(server, on: loop)
+            export?.attach(server, index: index, loop: loop)
+            if index == 0, let export, let metricsPort { try export.serve(port: metricsPort, loop: loop) }
         }
         print("listening on \(listener.localAddress) (\(self.selector), \(count) loops, \(balance)\(apiSuffix))")
-        system_fflush_stdout()
+        printMetricsLine(export)
         try group.join()
         logger.notice("stopped \(servers.totals().pairs)")
     }
@@ -220,6 +242,13 @@ struct UpperEchoCommand: ParsableCommand {
     private func start(_ server: any EchoServer, on loop: any EventLoopContext) {
         guard let server = server as? AsyncUpperEchoServer else { return }
         loop.handle.task { await server.run() }
+    }
+
+    /// Prints `metrics on HOST:PORT` if metrics are served, and flushes
+    /// standard output.
+    private func printMetricsLine(_ export: MetricsExport?) {
+        if let address = export?.localAddress { print("metrics on \(address)") }
+        system_fflush_stdout()
     }
 
     /// The lesson's verbose printer, or `nil`.
