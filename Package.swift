@@ -138,6 +138,13 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The async API again, with nonisolated async functions running on
+        // their caller's executor (the upcoming default).
+        .testTarget(
+            name: "AsyncNonsendingTests",
+            dependencies: ["TestSupport", "Reactor", "Selectors"],
+            swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
         .testTarget(
             name: "SyscallsTests",
             dependencies: ["Syscalls", "CEpollShim", .product(name: "SystemPackage", package: "swift-system")]

@@ -1,4 +1,5 @@
 import Dispatch
+import CEpollShim
 import Foundation
 import Selectors
 import Synchronization
@@ -206,6 +207,34 @@ struct AsyncTCPTests {
         let result = await serving.result
         #expect(throws: AsyncTCPError.loopStopped) { try result.get() }
         _ = clients
+    }
+
+    /// Debug builds stop a program that uses a connection off its loop's
+    /// thread while the loop runs: the child process makes a connection on
+    /// its loop, and inside one iteration another thread ends its input
+    /// (a call that reaches nothing else of the loop, so the connection's
+    /// own check is the one that stops it).
+    @Test("in a debug build, a connection used from another thread while the loop runs stops the program")
+    func offThreadUseStopsTheProgram() async {
+        #if DEBUG
+            await #expect(processExitsWith: .failure) {
+                let loop = try makeLoop()
+                let pair = try system_socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue))
+                    .get()
+                let connection = try AsyncTCPConnection(loop: loop, fileDescriptor: FileDescriptor(rawValue: pair.0))
+                let shared = Unchecked(connection)
+                loop.schedule(after: .zero) {
+                    let done = DispatchSemaphore(value: 0)
+                    Thread {
+                        shared.value.endInput()  // from the wrong thread: stops the program
+                        done.signal()
+                    }.start()
+                    _ = done.wait(timeout: .now() + 60)
+                    loop.stop()
+                }
+                try loop.run()
+            }
+        #endif
     }
 
     @Test("1,000 connections, each served by its own task on the loop")
