@@ -61,37 +61,38 @@ public final class AsyncUpperEchoServer: EchoServer, @unchecked Sendable {
     ///   - logger: receives each close (debug) and the start of a shutdown (info).
     ///   - verbose: one line per event and payload, as the lesson prints them.
     /// - Throws: `SocketError` for a bad address or a port in use.
-    public init(
+    public convenience init(
         loop: any EventLoopContext, configuration: Configuration, logger: Logger = Logger(label: "upper-echo"),
         verbose: ((String) -> Void)? = nil
     ) throws(SocketError) {
-        listener = try AsyncTCPListener(
+        let listener = try AsyncTCPListener(
             loop: loop, host: configuration.host, port: configuration.port,
             options: UpperEchoServer.listenerOptions(configuration), connectionOptions: configuration.connection)
+        self.init(loop: loop, listener: listener, configuration: configuration, logger: logger, verbose: verbose)
+    }
+
+    /// Serves loop `member`'s part of `group` (see
+    /// `UpperEchoServer.init(loop:group:member:configuration:logger:verbose:)`).
+    public convenience init(
+        loop: any EventLoopContext, group: GroupListener, member: Int, configuration: Configuration,
+        logger: Logger = Logger(label: "upper-echo"), verbose: ((String) -> Void)? = nil
+    ) throws(SocketError) {
+        let listener = try AsyncTCPListener(
+            loop: loop, group: group, member: member, connectionOptions: configuration.connection)
+        self.init(loop: loop, listener: listener, configuration: configuration, logger: logger, verbose: verbose)
+    }
+
+    /// Serves what `listener` accepts.
+    private init(
+        loop: any EventLoopContext, listener: AsyncTCPListener, configuration: Configuration, logger: Logger,
+        verbose: ((String) -> Void)?
+    ) {
+        self.listener = listener
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
         self.verbose = verbose
         localAddress = listener.localAddress
-        onShutdownComplete = { [unowned loop] in loop.stop() }
-        listener.onUnwatchable = { [logger] error in
-            logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Serves loop `member`'s part of `group` (see
-    /// `UpperEchoServer.init(loop:group:member:configuration:logger:verbose:)`).
-    public init(
-        loop: any EventLoopContext, group: GroupListener, member: Int, configuration: Configuration,
-        logger: Logger = Logger(label: "upper-echo"), verbose: ((String) -> Void)? = nil
-    ) throws(SocketError) {
-        listener = try AsyncTCPListener(
-            loop: loop, group: group, member: member, connectionOptions: configuration.connection)
-        self.loop = loop
-        self.configuration = configuration
-        self.logger = logger
-        self.verbose = verbose
-        localAddress = group.localAddress
         onShutdownComplete = { [unowned loop] in loop.stop() }
         listener.onUnwatchable = { [logger] error in
             logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
@@ -151,13 +152,7 @@ public final class AsyncUpperEchoServer: EchoServer, @unchecked Sendable {
 
     private func account(_ connection: AsyncTCPConnection, _ reason: TCPConnection.CloseReason) {
         Self.add(connection, to: &counters)
-        counters.closed += 1
-        switch reason {
-        case .idleTimeout: counters.idleClosed += 1
-        case .reset where connection.bytesSent == connection.bytesReceived: counters.probeResets += 1
-        case .reset: counters.resets += 1
-        case .endOfInput, .closedLocally: break
-        }
+        counters.countClose(reason, received: connection.bytesReceived, sent: connection.bytesSent)
         logger.debug("connection closed", metadata: ["reason": "\(reason)", "open": "\(connections.count)"])
         verbose?("connection closed: \(reason)")
         if isShuttingDown && connections.isEmpty { finishShutdown() }

@@ -1,3 +1,5 @@
+import Reactor
+
 /// Counters of an `UpperEchoServer`, for tests, `SIGHUP` reports and benchmarks.
 public struct ServerStats: Sendable, Equatable, CustomStringConvertible {
     /// Connections accepted since the start, refused ones included.
@@ -47,6 +49,21 @@ public struct ServerStats: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension ServerStats {
+    /// Counts one connection closed for `reason`, after it moved
+    /// `received` bytes in and `sent` out: a reset with nothing owed (every
+    /// byte received answered) is a probe's, any other a client's.
+    mutating func countClose(_ reason: TCPConnection.CloseReason, received: Int, sent: Int) {
+        closed += 1
+        switch reason {
+        case .idleTimeout: idleClosed += 1
+        // Nothing owed (every byte received answered, nothing queued): what
+        // a health check does, connecting, maybe probing, then resetting.
+        case .reset where sent == received: probeResets += 1
+        case .reset: resets += 1
+        case .endOfInput, .closedLocally: break
+        }
+    }
+
     /// The counters of several servers (the loops of a group) added up;
     /// `peakQueued` is the largest of theirs.
     public static func total(_ all: [ServerStats]) -> ServerStats {

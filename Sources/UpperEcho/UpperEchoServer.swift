@@ -132,15 +132,7 @@ public final class UpperEchoServer: TCPConnectionHandler {
     public func connectionDidClose(_ connection: TCPConnection, reason: TCPConnection.CloseReason) {
         connections[ObjectIdentifier(connection)] = nil
         Self.add(connection, to: &counters)
-        counters.closed += 1
-        switch reason {
-        case .idleTimeout: counters.idleClosed += 1
-        // Nothing owed (every byte received answered, nothing queued): what
-        // a health check does, connecting, maybe probing, then resetting.
-        case .reset where connection.bytesSent == connection.bytesReceived: counters.probeResets += 1
-        case .reset: counters.resets += 1
-        case .endOfInput, .closedLocally: break
-        }
+        counters.countClose(reason, received: connection.bytesReceived, sent: connection.bytesSent)
         logger.debug("connection closed", metadata: ["reason": "\(reason)", "open": "\(connections.count)"])
         verbose?("connection closed: \(reason)")
         listener?.connectionDidClose()
