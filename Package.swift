@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Selectors", targets: ["Selectors"]),
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "UpperEcho", targets: ["UpperEcho"]),
+        .library(name: "ReactorServiceLifecycle", targets: ["ReactorServiceLifecycle"]),
         .executable(name: "upper-echo", targets: ["upper-echo"]),
         .executable(name: "seed-server", targets: ["seed-server"]),
         .executable(name: "echo-load", targets: ["echo-load"]),
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // The metrics API in UpperEcho; the Prometheus backend in upper-echo only.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -56,6 +58,14 @@ let package = Package(
                 "Selectors", "LinuxEpoll", "Syscalls", .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // A LoopGroup as a swift-service-lifecycle Service, in a module of its
+        // own so that Reactor itself depends on no lifecycle library.
+        .target(
+            name: "ReactorServiceLifecycle",
+            dependencies: [
+                "Reactor", "Selectors", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "UpperEcho",
             dependencies: [
@@ -67,10 +77,11 @@ let package = Package(
         .executableTarget(
             name: "upper-echo",
             dependencies: [
-                "UpperEcho", "Reactor", "Selectors", "Syscalls",
+                "UpperEcho", "Reactor", "ReactorServiceLifecycle", "Selectors", "Syscalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
@@ -144,6 +155,14 @@ let package = Package(
             name: "AsyncNonsendingTests",
             dependencies: ["TestSupport", "Reactor", "Selectors"],
             swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        .testTarget(
+            name: "ReactorServiceLifecycleTests",
+            dependencies: [
+                "TestSupport", "Reactor", "ReactorServiceLifecycle", "Selectors",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "SyscallsTests",

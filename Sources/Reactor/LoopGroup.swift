@@ -133,6 +133,20 @@ public final class LoopGroup<S: Selector & SendableMetatype>: Sendable where S.D
         }
     }
 
+    /// Waits, without blocking a thread, until every loop's `run()` has
+    /// returned (their threads are about to end; `join()` then returns at
+    /// once). For async code: a `Service`'s `run()`, for example.
+    public func stopped() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let now = state.update { shared -> Bool in
+                if shared.stopped == shared.ready.count { return true }
+                shared.waiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
     /// Waits until every loop has stopped and its thread has ended. Call it
     /// once, from a thread that is not one of the loops'.
     ///
@@ -158,6 +172,16 @@ private func runGroupLoop<S: Selector>(
     _ selector: () throws -> S,
     _ setUp: (Int, EventLoop<S>) throws -> Void
 ) where S.Data == Int {
+    // However this thread ends, it counts as stopped for `stopped()`.
+    defer {
+        let waiters = state.update { shared -> [UnsafeContinuation<Void, Never>] in
+            shared.stopped += 1
+            guard shared.stopped == shared.ready.count else { return [] }
+            defer { shared.waiters.removeAll() }
+            return shared.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
     let loop: EventLoop<S>
     do {
         loop = try EventLoop(selector: try selector(), readBufferSize: readBufferSize, options: options)
@@ -191,4 +215,8 @@ struct GroupState {
     var failures: [(index: Int, error: any Error)] = []
     /// Whether `join()` has joined the threads.
     var joined = false
+    /// How many loops' `run()` has returned (or never ran).
+    var stopped = 0
+    /// `stopped()` calls waiting for the last loop.
+    var waiters: [UnsafeContinuation<Void, Never>] = []
 }

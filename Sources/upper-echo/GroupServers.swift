@@ -54,9 +54,25 @@ final class GroupServers: @unchecked Sendable {
             } else {
                 self.shuttingDown = true
                 self.logger.notice("signal \(signal): shutting down")
-                self.onEachLoop { server, _ in server.shutdown() }
+                if let first = self.onFirstSignal { first() } else { self.beginShutdown() }
             }
         }
+    }
+
+    /// What the first SIGINT or SIGTERM does instead of `beginShutdown()`
+    /// (a `ServiceGroup`'s graceful shutdown, which then calls it). Set before
+    /// the first signal can come; called on loop 0.
+    var onFirstSignal: (@Sendable () -> Void)?
+
+    /// Sends every loop its server's shutdown (a drain), in the same pass.
+    /// Safe from any thread.
+    func beginShutdown() {
+        onEachLoop { server, _ in server.shutdown() }
+    }
+
+    /// Where loop `index`'s server listens.
+    func localAddress(of index: Int) -> Endpoint {
+        lock.withLock { $0[index]!.localAddress }
     }
 
     /// Every server's counters added up, once the loops have stopped.
@@ -111,7 +127,10 @@ final class GroupServers: @unchecked Sendable {
             }
             guard let complete else { return }
             var lines = ""
-            for (loop, stats) in complete.enumerated() { lines += "loop=\(loop) \(stats.pairs)\n" }
+            // One loop: its counters are the totals.
+            if complete.count > 1 {
+                for (loop, stats) in complete.enumerated() { lines += "loop=\(loop) \(stats.pairs)\n" }
+            }
             lines += "\(ServerStats.total(complete))"
             print(lines)
             system_fflush_stdout()

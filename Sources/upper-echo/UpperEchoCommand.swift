@@ -3,6 +3,8 @@ import Logging
 import Reactor
 import Selectors
 import Syscalls
+import ReactorServiceLifecycle
+import ServiceLifecycle
 import UpperEcho
 
 /// `upper-echo`: the lesson's server, built to survive real traffic.
@@ -164,7 +166,8 @@ struct UpperEchoCommand: ParsableCommand {
         _ selector: @escaping @Sendable () throws -> S, _ configuration: Configuration, _ addresses: [SocketAddress]
     ) throws where S.Data == Int {
         let count = loops ?? LoopGroup<S>.defaultLoopCount
-        if count > 1 { return try serveGroup(count, selector, configuration, addresses) }
+        // The async API runs in a ServiceGroup, on a LoopGroup even for one loop.
+        if count > 1 || api == .async { return try serveGroup(count, selector, configuration, addresses) }
         let logger = Logger(label: "upper-echo")
         let diagnosis = Diagnosis(enabled: diagnose, logger: logger)
         let export = metricsPort.map { _ in MetricsExport(loops: 1) }
@@ -195,13 +198,15 @@ struct UpperEchoCommand: ParsableCommand {
     }
 
     /// Runs one server per loop of a `LoopGroup` of `count` loops (see
-    /// `GroupServers` for the signals).
+    /// `GroupServers` for the signals); with `--api async`, as the one
+    /// service of a `ServiceGroup` (see `runInServiceGroup`). One loop binds
+    /// its own socket; several share a `GroupListener`.
     private func serveGroup<S: Selector & SendableMetatype>(
         _ count: Int, _ selector: @escaping @Sendable () throws -> S, _ configuration: Configuration,
         _ addresses: [SocketAddress]
     ) throws where S.Data == Int {
         let logger = Logger(label: "upper-echo")
-        let listener = try firstGroupThatBinds(addresses, count, configuration)
+        let listener = count > 1 ? try firstGroupThatBinds(addresses, count, configuration) : nil
         let servers = GroupServers(count, logger: logger)
         let verbose = makeVerbose()
         let diagnosis = Diagnosis(enabled: diagnose, logger: logger)
@@ -213,12 +218,13 @@ struct UpperEchoCommand: ParsableCommand {
         ) { index, loop in
             diagnosis.startAudits(on: loop, index: index)
             let server: any EchoServer =
-                switch api {
-                case .callbacks:
+                switch (api, listener) {
+                case (_, nil): try firstServerThatBinds(addresses, loop, configuration, logger, verbose)
+                case (.callbacks, let listener?):
                     try UpperEchoServer(
                         loop: loop, group: listener, member: index, configuration: configuration, logger: logger,
                         verbose: verbose)
-                case .async:
+                case (.async, let listener?):
                     try AsyncUpperEchoServer(
                         loop: loop, group: listener, member: index, configuration: configuration, logger: logger,
                         verbose: verbose)
@@ -228,10 +234,46 @@ struct UpperEchoCommand: ParsableCommand {
             export?.attach(server, index: index, loop: loop)
             if index == 0, let export, let metricsPort { try export.serve(port: metricsPort, loop: loop) }
         }
-        print("listening on \(listener.localAddress) (\(self.selector), \(count) loops, \(balance)\(apiSuffix))")
+        if let listener {
+            print("listening on \(listener.localAddress) (\(self.selector), \(count) loops, \(balance)\(apiSuffix))")
+        } else {
+            print("listening on \(servers.localAddress(of: 0)) (\(self.selector)\(apiSuffix))")
+        }
         printMetricsLine(export)
-        try group.join()
+        if api == .async { try runInServiceGroup(group, servers, logger) } else { try group.join() }
         logger.notice("stopped \(servers.totals().pairs)")
+    }
+
+    /// Runs the loops as the one service of a `ServiceGroup`
+    /// (swift-service-lifecycle): the group's graceful shutdown drains every
+    /// loop. The signals stay the loops' (`GroupServers`): the first SIGINT
+    /// or SIGTERM triggers the group's graceful shutdown, a second stops
+    /// every loop at once, SIGHUP prints the counters, exactly as with
+    /// callbacks. Returns once the group has finished and the loops' threads
+    /// have ended.
+    private func runInServiceGroup<S: Selector & SendableMetatype>(
+        _ group: LoopGroup<S>, _ servers: GroupServers, _ logger: Logger
+    ) throws where S.Data == Int {
+        let service = LoopGroupService(group: group) { servers.beginShutdown() }
+        let services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: service)], gracefulShutdownSignals: [], cancellationSignals: [],
+                logger: logger))
+        servers.onFirstSignal = { Task { await services.triggerGracefulShutdown() } }
+        let finished = Condition<Result<Void, any Error>?>(nil)
+        Task {
+            let outcome: Result<Void, any Error>
+            do {
+                try await services.run()
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            finished.update { $0 = outcome }
+        }
+        let outcome = finished.wait(until: { $0 != nil }, then: { $0! })
+        try outcome.get()
+        try group.join()
     }
 
     /// What the listening line adds for the API: nothing for callbacks.

@@ -45,6 +45,32 @@ extension UpperEchoCLITests {
             #expect(line.wholeMatch(of: format) != nil, "\(line)")
         }
 
+        /// `--api async` runs as a ServiceGroup's service: the first signal is
+        /// the group's graceful shutdown, which drains the loops, and the
+        /// group ends once they have stopped.
+        @Test(arguments: [ServerLayout.asyncOneLoop, .asyncAcceptor])
+        func withTheAsyncAPIASignalIsTheServiceGroupsGracefulShutdown(layout: ServerLayout) throws {
+            let server = try ServerProcess(
+                "upper-echo", ["--port", "0", "--log-level", "debug"] + layout.arguments + Self.longGrace)
+            defer { server.stop() }
+            let port = try #require(server.waitForPort())
+            let client = try TestClient(port: port)
+            #expect(client.roundTrip("through a service group"))
+            #expect(
+                waitUntil { server.errors.text.contains("Starting service") }, "stderr: \(server.errors.text)")
+            server.send(SIGTERM)
+            // The drain sends the idle client its end of input; the client
+            // closes, and the drain is over.
+            #expect(client.receivesEndOfInput(), "the idle client got no end of input")
+            client.close()
+            #expect(server.waitForExit(timeout: .seconds(120)), "still running 120 s after SIGTERM")
+            #expect(server.exited(with: 0), "terminated by \(server.process.terminationReason)")
+            let text = server.errors.text
+            for step in ["Graceful shutdown caught", "shutting down", "Service finished", "Service lifecycle ended"] {
+                #expect(text.contains(step), "no \"\(step)\" in stderr: \(text)")
+            }
+        }
+
         /// A grace long enough for any sanitizer build, for the tests that are
         /// not about the grace itself.
         static let longGrace = ["--shutdown-grace", "600"]
