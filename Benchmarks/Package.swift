@@ -2,7 +2,8 @@
 //
 // The benchmark side of swift-epoll, kept out of the main package so that
 // the libraries stay light and CI does not build SwiftNIO: peer servers for
-// the same service (SwiftNIO, C, and the C loop in plain Swift) and
+// the same service (SwiftNIO, SwiftNIO's NIOAsyncChannel, FlyingSocks, C,
+// and the C loop in plain Swift) and
 // package-benchmark suites.
 import PackageDescription
 
@@ -14,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         // FileDescriptor, for the suites that hand descriptors to Reactor.
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // FlyingSocks, the async socket layer under FlyingFox, for flyingsocks-upper-echo.
+        .package(url: "https://github.com/swhitty/FlyingFox", exact: "0.27.1"),
     ],
     targets: [
         .executableTarget(
@@ -22,6 +25,19 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // The same service through NIOAsyncChannel, one task per connection, as Hummingbird runs it.
+        .executableTarget(
+            name: "nio-async-upper-echo",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The same service on FlyingSocks' AsyncSocket, one task per connection.
+        .executableTarget(
+            name: "flyingsocks-upper-echo",
+            dependencies: [.product(name: "FlyingSocks", package: "FlyingFox")]
         ),
         .executableTarget(
             name: "c-upper-echo",

@@ -34,6 +34,14 @@
 # server every ratio is taken against (default: c); "upper-echo-again" is
 # upper-echo a second time, the noise floor of ratios against upper-echo.
 #
+# Async servers (none in the default set): "upper-echo-async" is upper-echo
+# with `--api async` (`--loops 1`), one task per connection on the loop's own
+# thread, and "upper-echo-async-again" the same a second time, for an A/A
+# run; "nio-async" is the SwiftNIO peer through NIOAsyncChannel, one event
+# loop and one task per connection on the global executor, as Hummingbird
+# runs it; "flyingsocks" is the same service on FlyingFox's FlyingSocks
+# (AsyncSocket on its epoll SocketPool), one task per connection.
+#
 # Usage: Benchmarks/compare.sh [--quick] [--servers "upper-echo c nio python"] [--duration S]
 #                              [--repeat N] [--seed N] [--scenarios "CONNECTIONS:SIZE:PIPELINE ..."]
 #                              [--server-cpus LIST] [--client-cpus LIST] [--reference SERVER]
@@ -81,13 +89,16 @@ done
 echo "building (release)..." >&2
 (cd "$root" && swift build -c release --product upper-echo >&2 && swift build -c release --product echo-load >&2)
 (cd "$here" && swift build -c release --product nio-upper-echo >&2 && swift build -c release --product c-upper-echo >&2 \
-    && swift build -c release --product swift-raw-upper-echo >&2)
+    && swift build -c release --product swift-raw-upper-echo >&2 \
+    && swift build -c release --product nio-async-upper-echo >&2 \
+    && swift build -c release --product flyingsocks-upper-echo >&2)
 bin="$root/.build/release"
 peers="$here/.build/release"
 
 server_command() {
     case "$1" in
         upper-echo | upper-echo-again) echo "$bin/upper-echo --port 0 --loops 1 --log-level error" ;;
+        upper-echo-async | upper-echo-async-again) echo "$bin/upper-echo --port 0 --loops 1 --api async --log-level error" ;;
         upper-echo-l*)
             local rest="${1#upper-echo-l}"
             echo "$bin/upper-echo --port 0 --loops ${rest%%-*} --balance ${rest#*-} --log-level error" ;;
@@ -97,6 +108,8 @@ server_command() {
         c | c-again) echo "$peers/c-upper-echo 0" ;;
         swift-raw) echo "$peers/swift-raw-upper-echo 0" ;;
         nio) echo "$peers/nio-upper-echo 0" ;;
+        nio-async) echo "$peers/nio-async-upper-echo 0" ;;
+        flyingsocks) echo "$peers/flyingsocks-upper-echo 0" ;;
         python) echo "python3 $here/peers/python_upper_echo.py 0" ;;
     esac
 }

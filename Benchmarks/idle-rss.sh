@@ -14,7 +14,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 connections="${1:-10000}"
 shift || true
 servers=("$@")
-[ ${#servers[@]} -gt 0 ] || servers=(upper-echo c nio python)
+[ ${#servers[@]} -gt 0 ] || servers=(upper-echo upper-echo-async c nio python)
 
 (cd "$root" && swift build -c release --product upper-echo >&2)
 (cd "$here" && swift build -c release --product nio-upper-echo >&2 && swift build -c release --product c-upper-echo >&2)
@@ -22,6 +22,7 @@ servers=("$@")
 command_for() {
     case "$1" in
         upper-echo) echo "$root/.build/release/upper-echo --port 0 --log-level error" ;;
+        upper-echo-async) echo "$root/.build/release/upper-echo --port 0 --api async --log-level error" ;;
         c) echo "$here/.build/release/c-upper-echo 0" ;;
         nio) echo "$here/.build/release/nio-upper-echo 0" ;;
         python) echo "python3 $here/peers/python_upper_echo.py 0" ;;
@@ -30,7 +31,7 @@ command_for() {
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-printf '%-11s %12s %12s %12s %14s\n' server connections "base KiB" "loaded KiB" "KiB/connection"
+printf '%-16s %12s %12s %12s %14s\n' server connections "base KiB" "loaded KiB" "KiB/connection"
 for server in "${servers[@]}"; do
     out="$(mktemp)"
     # shellcheck disable=SC2046
@@ -62,5 +63,5 @@ PY
     wait "$pid" 2>/dev/null || true
     rm -f "$out"
     per=$(python3 -c "print(f'{($loaded - $base) / $connections:.2f}')")
-    printf '%-11s %12s %12s %12s %14s\n' "$server" "$connections" "$base" "$loaded" "$per"
+    printf '%-16s %12s %12s %12s %14s\n' "$server" "$connections" "$base" "$loaded" "$per"
 done
