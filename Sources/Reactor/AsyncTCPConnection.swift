@@ -125,6 +125,12 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     private var readInterest = true
     // Reads since the last wait, for `readsPerWakeup`.
     private var readsInARow = 0
+    // Whether input may be waiting: false after a read that did not fill
+    // its buffer (the socket was drained then), true again once the loop
+    // reports readiness. A read that finds it false waits at once, without
+    // a `recv` that would only say EAGAIN: level-triggered epoll reports
+    // whatever arrived since.
+    private var mayBeReadable = true
     // What the loop watches the socket for now.
     private var watched: Interest = .read
     /// How many times the connection changed what the loop watches it for
@@ -209,10 +215,14 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         loop.checkThread("AsyncTCPConnection.read")
         while true {
             try check()
-            try await takeTurn()
             guard let room = allowed(buffer) else { return 0 }
+            if mustWait() {
+                try await waitForInput()
+                continue
+            }
             switch Socket.receive(descriptor, into: room) {
             case .success(.processed(let count)):
+                if count < room.count { mayBeReadable = false }
                 received(count)
                 return count
             case .success(.wouldBlock): try await waitForInput()
@@ -261,13 +271,17 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         loop.checkThread("AsyncTCPConnection.read")
         while true {
             try check()
-            try await takeTurn()
             guard let room = allowed(loop.readBuffer) else { return nil }
+            if mustWait() {
+                try await waitForInput()
+                continue
+            }
             switch Socket.receive(descriptor, into: room) {
             case .success(.processed(0)):
                 received(0)
                 return nil
             case .success(.processed(let count)):
+                if count < room.count { mayBeReadable = false }
                 received(count)
                 return body(UnsafeMutableRawBufferPointer(rebasing: room[..<count]))
             case .success(.wouldBlock): try await waitForInput()
@@ -276,13 +290,17 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         }
     }
 
-    /// After `readsPerWakeup` reads in a row that did not wait, waits for
-    /// the loop's next turn (the socket is still readable, so that is the
-    /// next iteration): one busy peer cannot keep the loop from the others.
+    /// Whether the next read must wait for the loop before its `recv`:
+    /// after `readsPerWakeup` reads in a row that did not wait (then it
+    /// waits for the loop's next turn, the next iteration if the socket is
+    /// still readable: one busy peer cannot keep the loop from the others),
+    /// or when the socket was drained by the last read. Counts the read
+    /// otherwise.
     @inline(__always)
-    private func takeTurn() async throws(AsyncTCPError) {
-        if readsInARow >= options.readsPerWakeup { try await waitForInput() }
+    private func mustWait() -> Bool {
+        if readsInARow >= options.readsPerWakeup || !mayBeReadable { return true }
         readsInARow += 1
+        return false
     }
 
     /// Waits until the socket is readable (or the call must end).
@@ -442,6 +460,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// The loop says the socket is ready.
     public override func handle(_ ready: Interest) {
         if ready.contains(.read) {
+            mayBeReadable = true
             if reader.continuation != nil {
                 reader.resume(.ready)
             } else if readInterest {
