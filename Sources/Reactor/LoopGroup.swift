@@ -193,7 +193,10 @@ private func runGroupLoop<S: Selector>(
     state.update { $0.ready[index] = .success(loop.handle) }
     guard state.wait(until: { $0.verdict != nil }, then: { $0.verdict! }) else { return }
     do {
-        try loop.run()
+        // Called from this generic function, `run()` would be its generic
+        // entry, which looks up the selector's metadata on every wake-up:
+        // for the default backend, call the pre-specialised one.
+        if let epoll = loop as? EventLoop<EpollSelector<Int>> { try epoll.run() } else { try loop.run() }
     } catch {
         // One loop failing stops the group: a group with a dead loop would
         // keep its share of the connections waiting.
