@@ -90,6 +90,9 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
 
     // Metrics and diagnostics: none of this is touched unless `instrumented`.
     private let instrumented: Bool
+    // The queue of the loop's executors (the handle's), kept here too: one
+    // load fewer per iteration.
+    private let jobs: LoopJobs
     private let diagnostics: LoopDiagnostics
     private let slowLimit: UInt64
     @exclusivity(unchecked) private var recorded = LoopMetrics()
@@ -155,6 +158,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
         do { handle = try EventLoopHandle(metrics: options.metrics) } catch {
             throw SelectorError.system(error.errno ?? .noMemory)
         }
+        jobs = handle.jobs
         let wakeup = WakeupSource(handle: handle, loop: self)
         wakeupSource = wakeup
         wakeupID = try register(wakeup, fileDescriptor: handle.eventFD.fileDescriptor, interest: .read)
@@ -188,7 +192,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
             if entered { finishJobs() }
         }
         while running && !handle.isStopRequested {
-            try runOnce()
+            try iterate(timeout: nil)
         }
     }
 
@@ -213,8 +217,9 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     static var finishingRounds: Int { 1024 }
 
     /// Runs the jobs of the loop's executors queued so far.
+    @inline(__always)
     private func runJobs() {
-        _ = handle.jobs.runQueued(task: handle.taskExecutor, serial: handle.serialExecutor)
+        if !jobs.local.isEmpty { _ = jobs.runQueued(task: handle.taskExecutor, serial: handle.serialExecutor) }
     }
 
     /// Runs one iteration: wait (at most `timeout`, `nil` for as long as the
@@ -224,16 +229,23 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// would look up the selector's generic metadata on every wake-up.
     @_specialize(exported:true,where S == EpollSelector<Int>)
     public func runOnce(timeout: Duration? = nil) throws {
+        // Called alone (not from `run()`): this thread runs the executors' jobs meanwhile.
+        let entered = jobs.enter()
+        defer { if entered { jobs.leave() } }
+        try iterate(timeout: timeout)
+    }
+
+    /// One iteration, on a thread that runs the executors' jobs.
+    @inline(__always)
+    private func iterate(timeout: Duration?) throws {
         #if DEBUG
             let outer = owner
             owner = system_current_thread_token()
             defer { owner = outer }
         #endif
-        let entered = handle.jobs.enter()
-        defer { if entered { handle.jobs.leave() } }
         if instrumented { return try runOnceInstrumented(timeout: timeout) }
         // 1. The wait: until the nearest timer, no longer than asked, zero if work is queued.
-        let wait = deferred.isEmpty && handle.jobs.local.isEmpty ? waitDuration(limit: timeout) : .zero
+        let wait = deferred.isEmpty && jobs.local.isEmpty ? waitDuration(limit: timeout) : .zero
         // 2 and 3. Wait, then dispatch I/O to each ready source.
         let timeTaken = try dispatchIO(wait: wait)
         // The time again for the timers, which may have come due during the
@@ -405,7 +417,7 @@ public final class EventLoop<S: Selector>: EventLoopContext where S.Data == Int 
     /// `runOnce` with every call timed, counted and checked: the path of a
     /// loop with metrics or diagnostics on.
     private func runOnceInstrumented(timeout: Duration?) throws {
-        let wait = deferred.isEmpty && handle.jobs.local.isEmpty ? waitDuration(limit: timeout) : .zero
+        let wait = deferred.isEmpty && jobs.local.isEmpty ? waitDuration(limit: timeout) : .zero
         let start = clock.now()
         var last: UInt64 = 0
         do {
