@@ -206,6 +206,7 @@ struct UpperEchoCommand: ParsableCommand {
         _ addresses: [SocketAddress]
     ) throws where S.Data == Int {
         let logger = Logger(label: "upper-echo")
+        if api == .async { startConcurrencyRuntime() }
         let listener = count > 1 ? try firstGroupThatBinds(addresses, count, configuration) : nil
         let servers = GroupServers(count, logger: logger)
         let verbose = makeVerbose()
@@ -242,6 +243,21 @@ struct UpperEchoCommand: ParsableCommand {
         printMetricsLine(export)
         if api == .async { try runInServiceGroup(group, servers, logger) } else { try group.join() }
         logger.notice("stopped \(servers.totals().pairs)")
+    }
+
+    /// Has the Swift Concurrency runtime open what it opens on first use (its
+    /// worker threads, and libdispatch's epoll, eventfd and timerfd for its
+    /// timers) before the server opens anything: the descriptors a started
+    /// server holds are then the ones it keeps, and the numbers its
+    /// connections get do not shift under a client that counted them (as
+    /// select's limit of 1024 makes one do).
+    private func startConcurrencyRuntime() {
+        let started = Condition(false)
+        Task {
+            try? await Task.sleep(for: .milliseconds(1))
+            started.update { $0 = true }
+        }
+        started.wait(until: { $0 }, then: { _ in })
     }
 
     /// Runs the loops as the one service of a `ServiceGroup`
