@@ -70,6 +70,13 @@ final class GroupServers: @unchecked Sendable {
         onEachLoop { server, _ in server.shutdown() }
     }
 
+    /// Starts loop `index`'s serving task if its server is an async one;
+    /// on that loop's thread.
+    func start(_ index: Int, on loop: any EventLoopContext) {
+        guard let server = lock.withLock({ $0[index] }) as? AsyncUpperEchoServer else { return }
+        loop.handle.task { await server.run() }
+    }
+
     /// Where loop `index`'s server listens.
     func localAddress(of index: Int) -> Endpoint {
         lock.withLock { $0[index]!.localAddress }

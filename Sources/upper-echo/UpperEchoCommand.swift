@@ -175,7 +175,6 @@ struct UpperEchoCommand: ParsableCommand {
             selector: try selector(), options: diagnosis.options(loop: 0, metrics: export != nil))
         diagnosis.startAudits(on: loop, index: 0)
         let server = try firstServerThatBinds(addresses, loop, configuration, logger, makeVerbose())
-        start(server, on: loop)
         export?.attach(server, index: 0, loop: loop)
         if let export, let metricsPort { try export.serve(port: metricsPort, loop: loop) }
         let handled = [SignalNumber.interrupt, SignalNumber.terminate, SignalNumber.hangUp]
@@ -231,10 +230,12 @@ struct UpperEchoCommand: ParsableCommand {
                         verbose: verbose)
                 }
             try servers.attach(server, index: index, loop: loop)
-            start(server, on: loop)
             export?.attach(server, index: index, loop: loop)
             if index == 0, let export, let metricsPort { try export.serve(port: metricsPort, loop: loop) }
         }
+        // The serving tasks start once every loop's set-up has succeeded: a
+        // task started on a loop that then never runs would never end.
+        group.execute { index, loop in servers.start(index, on: loop) }
         if let listener {
             print("listening on \(listener.localAddress) (\(self.selector), \(count) loops, \(balance)\(apiSuffix))")
         } else {
@@ -294,13 +295,6 @@ struct UpperEchoCommand: ParsableCommand {
 
     /// What the listening line adds for the API: nothing for callbacks.
     private var apiSuffix: String { api == .async ? ", async" : "" }
-
-    /// Starts an async server's serving task on its loop; a callback server
-    /// serves from its listener alone.
-    private func start(_ server: any EchoServer, on loop: any EventLoopContext) {
-        guard let server = server as? AsyncUpperEchoServer else { return }
-        loop.handle.task { await server.run() }
-    }
 
     /// Prints `metrics on HOST:PORT` if metrics are served, and flushes
     /// standard output.

@@ -138,7 +138,7 @@ public final class ServerProcess {
 /// it: one loop, or two loops under each balance, each through callbacks
 /// and through async/await (`--api async`). Tests of the server's
 /// behaviour run under each.
-public enum ServerLayout: String, CaseIterable, Sendable, CustomStringConvertible {
+public enum ServerLayout: String, Sendable, CustomStringConvertible {
     /// `--loops 1`: one loop on the main thread.
     case oneLoop = "one loop"
     /// `--loops 2 --balance reuseport`.
@@ -151,6 +151,17 @@ public enum ServerLayout: String, CaseIterable, Sendable, CustomStringConvertibl
     case asyncReusePort = "2 loops, reuseport, async"
     /// `--loops 2 --balance acceptor --api async`.
     case asyncAcceptor = "2 loops, acceptor, async"
+
+    /// The layouts every subprocess test of the server's behaviour runs
+    /// under: the callbacks, on one loop and on two under each balance.
+    public static let allCases: [ServerLayout] = [.oneLoop, .reusePort, .acceptor]
+
+    /// The same three layouts through `--api async`, for the suites that run
+    /// the async API in a subprocess (startup, signals, metrics, diagnose).
+    public static let asyncCases: [ServerLayout] = [.asyncOneLoop, .asyncReusePort, .asyncAcceptor]
+
+    /// Both APIs under every layout.
+    public static let everyAPI: [ServerLayout] = allCases + asyncCases
 
     /// The command-line arguments that ask for it.
     public var arguments: [String] {

@@ -7,7 +7,7 @@ extension UpperEchoCLITests {
     /// logged at the debug level) and nothing is reported, under traffic
     /// that keeps descriptors ready in many iterations in a row.
     @Suite struct Diagnose {
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func aHealthyServerUnderLoadReportsNothingAndItsAuditsAreClean(layout: ServerLayout) throws {
             try withUpperEcho(["--diagnose", "--log-level", "debug"], layout: layout) { server, port in
                 let clients = try (0..<50).map { _ in try TestClient(port: port) }

@@ -18,7 +18,7 @@ extension UpperEchoCLITests {
             return [UInt8](output)
         }
 
-        @Test(arguments: ["epoll", "poll", "select"], ServerLayout.allCases)
+        @Test(arguments: ["epoll", "poll", "select"], ServerLayout.everyAPI)
         func everyByteValueComesBackAsPythonBytesUpperMakesIt(backend: String, layout: ServerLayout) throws {
             let expected = try Self.pythonUpperOfEveryByte()
             try #require(expected.count == 256)
@@ -36,7 +36,7 @@ extension UpperEchoCLITests {
 
         /// All thousand connected and all thousand requests sent before any
         /// reply is read; each client then checks its own reply.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func aThousandConcurrentClientsEachGetTheirOwnReply(layout: ServerLayout) throws {
             _ = system_setrlimit_raise_nofile()
             try withUpperEcho(["--backlog", "2048"], layout: layout) { server, port in
@@ -60,7 +60,7 @@ extension UpperEchoCLITests {
 
         /// select(2) cannot watch descriptor 1024: the server must refuse that
         /// connection (close it, log a warning) and go on serving the others.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func selectClosesTheConnectionWhoseDescriptorWouldBe1024AndServesTheRest(layout: ServerLayout) throws {
             _ = system_setrlimit_raise_nofile()
             try withUpperEcho(["--selector", "select", "--backlog", "2048"], layout: layout) { server, port in

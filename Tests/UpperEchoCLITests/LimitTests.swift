@@ -5,7 +5,7 @@ import Testing
 
 extension UpperEchoCLITests {
     @Suite struct Limits {
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func anIdleClientIsClosedAfterTheIdleTimeoutAndABusyOneIsNot(layout: ServerLayout) throws {
             try withUpperEcho(["--idle-timeout", "1"], layout: layout) { server, port in
                 // A client that moves a byte every 10 ms, a hundred times in
@@ -44,7 +44,7 @@ extension UpperEchoCLITests {
             }
         }
 
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func theClientBeyondMaxConnectionsIsClosedAtOnceWhileTheOthersAreServed(layout: ServerLayout) throws {
             try withUpperEcho(["--max-connections", "2"], layout: layout) { server, port in
                 let first = try TestClient(port: port)

@@ -12,7 +12,7 @@ extension UpperEchoCLITests {
         /// them all back, then closing: the scrape adds up to exactly that,
         /// over every loop, while they are open and once they are closed.
         @Test(
-            "a scrape after a scripted run counts exactly its connections and bytes", arguments: ServerLayout.allCases)
+            "a scrape after a scripted run counts exactly its connections and bytes", arguments: ServerLayout.everyAPI)
         func aScrapeAfterAScriptedRunCountsExactlyItsConnectionsAndBytes(layout: ServerLayout) throws {
             try withUpperEcho(["--metrics-port", "0"], layout: layout) { server, port in
                 let metricsPort = try #require(waitForMetricsPort(server), "no `metrics on` line")
@@ -90,7 +90,7 @@ extension UpperEchoCLITests {
         /// Bad requests get their status and a closed connection, a slow
         /// head gets 408, connections beyond the limit are closed, the
         /// process survives, and all along an echo client gets every reply.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func theEndpointAnswersBadRequestsWithTheirStatusWhileTheEchoGoesOn(layout: ServerLayout) throws {
             try withUpperEcho(["--metrics-port", "0"], layout: layout) { server, port in
                 let metricsPort = try #require(waitForMetricsPort(server), "no `metrics on` line")
@@ -167,7 +167,7 @@ extension UpperEchoCLITests {
 
         /// The metrics port in use, by another socket: one line on standard
         /// error naming `--metrics-port`, exit status 1.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func aMetricsPortInUseIsOneLineOnStandardErrorAndExitStatus1(layout: ServerLayout) throws {
             let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
             let holder = try system_socket(AF_INET, type).get()

@@ -10,7 +10,7 @@ extension UpperEchoCLITests {
         /// reuseport), the connected clients are served, accepting pauses
         /// instead of spinning on a listener that stays readable, and resumes
         /// when clients leave, accepting exactly as many as left.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func runningOutOfDescriptorsPausesAcceptingWithoutSpinningAndResumes(layout: ServerLayout) throws {
             try withUpperEcho(layout: layout, descriptorLimit: 64) { server, port in
                 // Only numbers below the limit count: a descriptor the server
@@ -68,7 +68,7 @@ extension UpperEchoCLITests {
         /// left on, a writable socket would wake the loop at once, forever.
         /// One client first makes the server queue replies, so that write
         /// interest was on and had to be turned off again.
-        @Test(arguments: ["epoll", "poll", "select"], ServerLayout.allCases)
+        @Test(arguments: ["epoll", "poll", "select"], ServerLayout.everyAPI)
         func anIdleServerWithAHundredIdleClientsUsesNoCPU(backend: String, layout: ServerLayout) throws {
             try withUpperEcho(["--selector", backend], layout: layout) { server, port in
                 let flooder = try TestClient(port: port)

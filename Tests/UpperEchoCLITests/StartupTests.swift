@@ -61,7 +61,7 @@ extension UpperEchoCLITests {
             #expect(server.output.lines == ["listening on 127.0.0.1:\(port) (epoll)"])
         }
 
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func aPortInUseIsOneLineOnStandardErrorAndExitStatus1(layout: ServerLayout) throws {
             // A listener of this process holds the port.
             let type = CInt(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
@@ -84,7 +84,7 @@ extension UpperEchoCLITests {
             #expect(server.output.text.isEmpty)
         }
 
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func aHostNameIsResolvedAndServed(layout: ServerLayout) throws {
             try withUpperEcho(["--host", "localhost"], layout: layout) { server, port in
                 // localhost is 127.0.0.1 or ::1, whichever the resolver gives first and binds.
