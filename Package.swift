@@ -139,6 +139,7 @@ let package = Package(
                 "TestSupport",
                 "upper-echo", "UpperEcho", "Reactor", "Selectors", "Syscalls", "CEpollShim",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -1,5 +1,8 @@
 import Logging
 import Reactor
+import ReactorServiceLifecycle
+import Selectors
+import ServiceLifecycle
 import Syscalls
 import UpperEcho
 
@@ -63,6 +66,26 @@ final class GroupServers: @unchecked Sendable {
     /// (a `ServiceGroup`'s graceful shutdown, which then calls it). Set before
     /// the first signal can come; called on loop 0.
     var onFirstSignal: (@Sendable () -> Void)?
+
+    /// A `ServiceGroup` whose one service runs `group`'s loops: its
+    /// graceful shutdown is every loop's drain (`beginShutdown()`), and the
+    /// first SIGINT or SIGTERM triggers it. The group gets no signals of its
+    /// own. The servers hold the group only weakly, through `onFirstSignal`:
+    /// the group's service holds the servers, and a strong link back would
+    /// keep both alive after the run.
+    func serviceGroup<S: Selector & SendableMetatype>(running group: LoopGroup<S>) -> ServiceGroup
+    where S.Data == Int {
+        let service = LoopGroupService(group: group) { self.beginShutdown() }
+        let services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: service)], gracefulShutdownSignals: [], cancellationSignals: [],
+                logger: logger))
+        onFirstSignal = { [weak services] in
+            guard let services else { return }
+            Task { await services.triggerGracefulShutdown() }
+        }
+        return services
+    }
 
     /// Sends every loop its server's shutdown (a drain), in the same pass.
     /// Safe from any thread.

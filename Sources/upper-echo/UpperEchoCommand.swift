@@ -242,7 +242,7 @@ struct UpperEchoCommand: ParsableCommand {
             print("listening on \(servers.localAddress(of: 0)) (\(self.selector)\(apiSuffix))")
         }
         printMetricsLine(export)
-        if api == .async { try runInServiceGroup(group, servers, logger) } else { try group.join() }
+        if api == .async { try runInServiceGroup(group, servers) } else { try group.join() }
         logger.notice("stopped \(servers.totals().pairs)")
     }
 
@@ -269,14 +269,9 @@ struct UpperEchoCommand: ParsableCommand {
     /// callbacks. Returns once the group has finished and the loops' threads
     /// have ended.
     private func runInServiceGroup<S: Selector & SendableMetatype>(
-        _ group: LoopGroup<S>, _ servers: GroupServers, _ logger: Logger
+        _ group: LoopGroup<S>, _ servers: GroupServers
     ) throws where S.Data == Int {
-        let service = LoopGroupService(group: group) { servers.beginShutdown() }
-        let services = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [.init(service: service)], gracefulShutdownSignals: [], cancellationSignals: [],
-                logger: logger))
-        servers.onFirstSignal = { Task { await services.triggerGracefulShutdown() } }
+        let services = servers.serviceGroup(running: group)
         let finished = Condition<Result<Void, any Error>?>(nil)
         Task {
             let outcome: Result<Void, any Error>

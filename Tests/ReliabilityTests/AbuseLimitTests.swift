@@ -12,7 +12,7 @@ extension ReliabilityTests {
     /// 12000 --idle-timeout 5`, 1,000 new clients. Under a sanitizer the idle
     /// timeout is 10 s, so that connecting the idle ones and serving the new
     /// ones, which take it a second or more, end well before it.
-    @Test(arguments: ServerLayout.allCases)
+    @Test(arguments: ServerLayout.everyAPI)
     func limitsAgainstAbuseIdleConnectionsDoNotStopNewClients(layout: ServerLayout) throws {
         let idleCount = Soak.pick(short: 5000, soak: 10_000)
         let maxConnections = Soak.pick(short: 6000, soak: 12_000)

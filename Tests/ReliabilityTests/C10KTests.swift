@@ -7,7 +7,7 @@ extension ReliabilityTests {
     /// a message in flight each for the whole window; echo-load checks every
     /// byte of every reply and exits 1 on any mismatch, reset, unexpected
     /// end of file or failed connect.
-    @Test(arguments: ServerLayout.allCases)
+    @Test(arguments: ServerLayout.everyAPI)
     func c10kTenThousandClientsEveryByteVerified(layout: ServerLayout) throws {
         let connections = 10_000
         // Under a sanitizer replies take up to seconds (p99 0.77 s under TSan

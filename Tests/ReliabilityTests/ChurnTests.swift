@@ -22,7 +22,7 @@ extension ReliabilityTests {
     /// block the server's descriptors are back to their baseline and its
     /// resident memory is sampled. Soak: 10 blocks, and memory grows less
     /// than 5 % from block 2 to block 10.
-    @Test(arguments: ServerLayout.allCases)
+    @Test(arguments: ServerLayout.everyAPI)
     func churnConnectEchoCloseCyclesLeakNothing(layout: ServerLayout) throws {
         let blocks = Soak.pick(short: 1, soak: 10)
         let blockSize = 10_000

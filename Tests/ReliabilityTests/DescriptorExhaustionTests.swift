@@ -9,7 +9,7 @@ extension ReliabilityTests {
     /// (under 20 % CPU, no spinning on a listener that stays readable), and
     /// resumes as clients leave, 50 at a time, until all 400 were served.
     /// (UpperEchoTests covers the same with `ulimit -n 64` and 100 clients.)
-    @Test(arguments: ServerLayout.allCases)
+    @Test(arguments: ServerLayout.everyAPI)
     func descriptorExhaustionPausesAcceptingAndResumesAsClientsLeave(layout: ServerLayout) throws {
         let limit = 256
         let clientCount = 400

@@ -10,7 +10,7 @@ extension ReliabilityTests {
     /// exit 0 by itself (within a deadline far above its shutdown grace,
     /// which bounds the drain). (That a signal arriving while `Epoll.poll`
     /// waits never surfaces as an error is LinuxEpollTests' InterruptTests.)
-    @Test(arguments: [SIGTERM, SIGINT], ServerLayout.allCases)
+    @Test(arguments: [SIGTERM, SIGINT], ServerLayout.everyAPI)
     func signalUnderHeavyLoadClosesEveryConnectionAndExits0(signal: CInt, layout: ServerLayout) throws {
         let connections = 1000
         let server = try ServerProcess.upperEcho(layout.arguments + ["--backlog", "1024"])
@@ -46,7 +46,7 @@ extension ReliabilityTests {
         let exited = server.child.waitForExit(timeout: .seconds(120))
         let took = ContinuousClock.now - start
         #expect(exited, "still running 120 s after signal \(signal)")
-        #expect(server.child.exited(with: 0), "upper-echo: \(server.child.termination)")
+        #expect(server.child.exited(with: 0), "upper-echo: \(server.child.exitReport)")
         let final = try #require(server.finalStats(), "no stopped line: \(server.child.errors.text.suffix(300))")
         #expect(final["open"] == 0, "\(final)")
         let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"

@@ -29,7 +29,7 @@ extension ReliabilityTests {
     /// reader speeds up before the server has reported (SIGHUP) a queue at
     /// the high water mark. If that does not happen within the deadline, the
     /// test fails saying so.
-    @Test(arguments: ServerLayout.allCases)
+    @Test(arguments: ServerLayout.everyAPI)
     func slowReadersStayWithinTheMemoryBound(layout: ServerLayout) throws {
         let clients = 100
         let highWaterMark = 64 * 1024

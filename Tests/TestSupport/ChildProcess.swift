@@ -133,6 +133,13 @@ public final class ChildProcess {
             ? "exit \(process.terminationStatus)" : "signal \(process.terminationStatus)"
     }
 
+    /// How the process ended, then the last lines it wrote on standard
+    /// error: what a test prints when the exit status is not the expected one.
+    public var exitReport: String {
+        let tail = errors.lines.suffix(20).joined(separator: "\n")
+        return "\(termination); the end of its stderr:\n\(tail)"
+    }
+
     /// SIGTERM, then SIGKILL if the child still runs after `grace`; returns
     /// whether SIGTERM alone was enough.
     @discardableResult

@@ -128,6 +128,9 @@ public final class ServerProcess {
     /// Whether the server exited normally with `status`.
     public func exited(with status: CInt) -> Bool { child.exited(with: status) }
 
+    /// How the server ended, and the end of its standard error.
+    public var exitReport: String { child.exitReport }
+
     /// SIGTERM, then SIGKILL if the server still runs after 5 s; returns
     /// whether SIGTERM alone was enough.
     @discardableResult
@@ -152,16 +155,15 @@ public enum ServerLayout: String, Sendable, CustomStringConvertible {
     /// `--loops 2 --balance acceptor --api async`.
     case asyncAcceptor = "2 loops, acceptor, async"
 
-    /// The layouts every subprocess test of the server's behaviour runs
-    /// under: the callbacks, on one loop and on two under each balance.
-    public static let allCases: [ServerLayout] = [.oneLoop, .reusePort, .acceptor]
+    /// The callbacks' layouts: one loop, and two under each balance.
+    public static let callbacks: [ServerLayout] = [.oneLoop, .reusePort, .acceptor]
 
-    /// The same three layouts through `--api async`, for the suites that run
-    /// the async API in a subprocess (startup, signals, metrics, diagnose).
-    public static let asyncCases: [ServerLayout] = [.asyncOneLoop, .asyncReusePort, .asyncAcceptor]
+    /// The same three layouts through `--api async`.
+    public static let async: [ServerLayout] = [.asyncOneLoop, .asyncReusePort, .asyncAcceptor]
 
-    /// Both APIs under every layout.
-    public static let everyAPI: [ServerLayout] = allCases + asyncCases
+    /// Both APIs under every layout: what every subprocess test of the
+    /// server's behaviour runs under.
+    public static let everyAPI: [ServerLayout] = callbacks + async
 
     /// The command-line arguments that ask for it.
     public var arguments: [String] {

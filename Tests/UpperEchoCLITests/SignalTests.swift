@@ -13,7 +13,7 @@ extension UpperEchoCLITests {
             return statsCounters(in: line)
         }
 
-        @Test(arguments: [SIGTERM, SIGINT], ServerLayout.allCases)
+        @Test(arguments: [SIGTERM, SIGINT], ServerLayout.everyAPI)
         func underLoadASignalDeliversTheQueuedRepliesThenEndOfFileAndExits0(signal: CInt, layout: ServerLayout) throws {
             let server = try ServerProcess("upper-echo", ["--port", "0"] + layout.arguments + Self.longGrace)
             defer { server.stop() }
@@ -27,7 +27,7 @@ extension UpperEchoCLITests {
             server.send(signal)
             #expect(server.waitForExit(timeout: .seconds(120)), "still running 120 s after signal \(signal)")
             print("upper-echo exited \(ContinuousClock.now - start) after signal \(signal) under load")
-            #expect(server.exited(with: 0), "terminated by \(server.process.terminationReason)")
+            #expect(server.exited(with: 0), "\(server.exitReport)")
             #expect(waitUntil(timeout: .seconds(60)) { clients.allSatisfy(\.isFinished) }, "a client is still running")
             for client in clients {
                 #expect(client.ending == .endOfFile, "client \(client.index)")
@@ -64,7 +64,7 @@ extension UpperEchoCLITests {
             #expect(client.receivesEndOfInput(), "the idle client got no end of input")
             client.close()
             #expect(server.waitForExit(timeout: .seconds(120)), "still running 120 s after SIGTERM")
-            #expect(server.exited(with: 0), "terminated by \(server.process.terminationReason)")
+            #expect(server.exited(with: 0), "\(server.exitReport)")
             let text = server.errors.text
             for step in ["Graceful shutdown caught", "shutting down", "Service finished", "Service lifecycle ended"] {
                 #expect(text.contains(step), "no \"\(step)\" in stderr: \(text)")
@@ -104,7 +104,7 @@ extension UpperEchoCLITests {
         /// Regression: a client that read its replies only after SIGTERM lost
         /// the ones queued in the server's kernel send buffer to a reset,
         /// because the server closed the socket with input still unread.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func repliesQueuedForAClientThatReadsOnlyAfterSIGTERMAreAllDelivered(layout: ServerLayout) throws {
             let server = try ServerProcess("upper-echo", ["--port", "0"] + layout.arguments + Self.longGrace)
             defer { server.stop() }
@@ -131,7 +131,7 @@ extension UpperEchoCLITests {
             client.close()
             #expect(ending == .endOfFile)
             #expect(mismatch == nil, "reply byte \(mismatch ?? -1) is not bytes.upper() of the byte sent")
-            #expect(server.waitForExit(timeout: .seconds(60)) && server.exited(with: 0))
+            #expect(server.waitForExit(timeout: .seconds(60)) && server.exited(with: 0), "\(server.exitReport)")
             let stats = try #require(Self.finalStats(server), "stderr: \(server.errors.text)")
             #expect(received == stats["bytes_out"], "sent \(sent), the server wrote \(stats["bytes_out"] ?? -1)")
         }
@@ -139,7 +139,7 @@ extension UpperEchoCLITests {
         /// The other side of the grace: a client that never reads its replies
         /// holds the shutdown for the grace and no longer. Then the server
         /// drops its replies and closes it, and still exits 0.
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func aClientThatNeverReadsIsCutAtTheGraceAndTheServerExits0(layout: ServerLayout) throws {
             let grace = Duration.seconds(1)
             let server = try ServerProcess("upper-echo", ["--port", "0", "--shutdown-grace", "1"] + layout.arguments)
@@ -154,7 +154,7 @@ extension UpperEchoCLITests {
             server.send(SIGTERM)
             #expect(server.waitForExit(timeout: .seconds(60)), "still running 60 s after SIGTERM")
             let took = ContinuousClock.now - signalled
-            #expect(server.exited(with: 0), "terminated by \(server.process.terminationReason)")
+            #expect(server.exited(with: 0), "\(server.exitReport)")
             #expect(took >= grace, "exited \(took) after SIGTERM, before the \(grace) grace was over")
             let stats = try #require(Self.finalStats(server), "stderr: \(server.errors.text)")
             #expect(stats["open"] == 0 && stats["closed"] == 1, "\(stats)")
@@ -168,7 +168,7 @@ extension UpperEchoCLITests {
             #expect(received < stats["bytes_out"] ?? 0, "received \(received) of \(stats["bytes_out"] ?? -1)")
         }
 
-        @Test(arguments: ServerLayout.allCases)
+        @Test(arguments: ServerLayout.everyAPI)
         func sighupPrintsAStatsLineAndTheServerKeepsRunning(layout: ServerLayout) throws {
             try withUpperEcho(layout: layout) { server, port in
                 let client = try TestClient(port: port)

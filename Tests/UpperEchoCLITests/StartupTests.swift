@@ -115,7 +115,7 @@ extension UpperEchoCLITests {
             let server = try ServerProcess("upper-echo", ["--version"])
             defer { server.stop() }
             try #require(server.waitForExit())
-            #expect(server.exited(with: 0))
+            #expect(server.exited(with: 0), "\(server.exitReport)")
             #expect(waitUntil { server.errors.reachedEnd && server.output.reachedEnd })
             #expect(server.output.text == "upper-echo \(upperEchoVersion)\n")
             #expect(upperEchoVersion == "0.1.0")
