@@ -42,13 +42,16 @@ struct RegistrationTests {
         let number = first.fileDescriptor
         let old = try loop.register(CountingSource(), fileDescriptor: number, interest: .read)
         loop.unregister(old)
-        first.close()
-        // The kernel hands out the lowest free number: the new eventfd takes
-        // the old one's, and the loop its free slot.
+        // A new file under the old number: dup3 puts the second eventfd's
+        // file there in one step (closing the first's), so no other test's
+        // thread can take the number in between; `first` now owns that
+        // number for the second file, and closes it at the end.
         let second = try EventFD()
-        try #require(second.fileDescriptor == number, "the descriptor number was not reused")
+        try #require(
+            system_dup3(second.fileDescriptor.rawValue, number.rawValue) == .success(number.rawValue),
+            "dup3 could not reuse the descriptor number")
         let source = CountingSource()
-        let new = try loop.register(source, fileDescriptor: second.fileDescriptor, interest: .read)
+        let new = try loop.register(source, fileDescriptor: number, interest: .read)
         #expect(new.fileDescriptor == old.fileDescriptor && new.slot == old.slot)
         #expect(new != old, "the new registration has the old one's id")
 
