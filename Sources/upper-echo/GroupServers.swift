@@ -29,6 +29,8 @@ final class GroupServers: @unchecked Sendable {
     private var signals: SignalSource?
     private var running: Int
     private var shuttingDown = false
+    // Serving tasks started and not yet ended.
+    private let serving = Condition(0)
 
     init(_ count: Int, logger: Logger) {
         self.count = count
@@ -70,18 +72,20 @@ final class GroupServers: @unchecked Sendable {
     /// A `ServiceGroup` whose one service runs `group`'s loops: its
     /// graceful shutdown is every loop's drain (`beginShutdown()`), and the
     /// first SIGINT or SIGTERM triggers it. The group gets no signals of its
-    /// own. The servers hold the group only weakly, through `onFirstSignal`:
-    /// the group's service holds the servers, and a strong link back would
-    /// keep both alive after the run.
+    /// own. Neither holds the other: a strong link each way kept both alive
+    /// after the run.
     func serviceGroup<S: Selector & SendableMetatype>(running group: LoopGroup<S>) -> ServiceGroup
     where S.Data == Int {
-        let service = LoopGroupService(group: group) { self.beginShutdown() }
+        // Unowned both ways (weak references would give each object a side
+        // table, which LeakSanitizer reports if the object is still alive
+        // at exit): the servers outlive the group's run, and a signal
+        // reaches `onFirstSignal` only while the group runs.
+        let service = LoopGroupService(group: group) { [unowned self] in self.beginShutdown() }
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: service)], gracefulShutdownSignals: [], cancellationSignals: [],
                 logger: logger))
-        onFirstSignal = { [weak services] in
-            guard let services else { return }
+        onFirstSignal = { [unowned services] in
             Task { await services.triggerGracefulShutdown() }
         }
         return services
@@ -97,7 +101,22 @@ final class GroupServers: @unchecked Sendable {
     /// on that loop's thread.
     func start(_ index: Int, on loop: any EventLoopContext) {
         guard let server = lock.withLock({ $0[index] }) as? AsyncUpperEchoServer else { return }
-        loop.handle.task { await server.run() }
+        serving.update { $0 += 1 }
+        let handover = Handover(server)
+        loop.handle.task { [serving] in
+            // The task lets go of the server before it counts itself out:
+            // once `waitForServingTasks()` returns, no task holds a server.
+            await handover.take().run()
+            serving.update { $0 -= 1 }
+        }
+    }
+
+    /// Blocks until every serving task `start` began has ended, including
+    /// the part of a task that a stopped loop hands to the global pool: the
+    /// process then exits with nothing of its servers still in use. Every
+    /// such task ends, since a stopped loop resumes every waiting call.
+    func waitForServingTasks() {
+        serving.wait(until: { $0 == 0 }, then: { _ in })
     }
 
     /// Where loop `index`'s server listens.
@@ -165,5 +184,19 @@ final class GroupServers: @unchecked Sendable {
             print(lines)
             system_fflush_stdout()
         }
+    }
+}
+
+/// A server handed to the task that serves it, which takes it out.
+private final class Handover: @unchecked Sendable {
+    // @unchecked: taken once, on the loop's thread.
+    private var server: AsyncUpperEchoServer?
+
+    init(_ server: AsyncUpperEchoServer) { self.server = server }
+
+    /// The server, which the handover no longer holds.
+    func take() -> AsyncUpperEchoServer {
+        defer { server = nil }
+        return server!
     }
 }

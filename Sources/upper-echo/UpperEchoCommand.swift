@@ -286,6 +286,7 @@ struct UpperEchoCommand: ParsableCommand {
         let outcome = finished.wait(until: { $0 != nil }, then: { $0! })
         try outcome.get()
         try group.join()
+        servers.waitForServingTasks()
     }
 
     /// What the listening line adds for the API: nothing for callbacks.
