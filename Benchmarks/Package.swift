@@ -72,6 +72,10 @@ package.targets.append(
     )
 )
 
+// What one suspended Swift task costs in resident memory (idle-rss.sh's floor
+// for a task per connection).
+package.targets.append(.executableTarget(name: "task-rss"))
+
 // The reactor's instructions per event, run under callgrind by loop-instructions.sh.
 package.targets.append(
     .executableTarget(

@@ -5,6 +5,7 @@
 # Prints KiB per connection above the baseline, per server.
 #
 # Usage: Benchmarks/idle-rss.sh [CONNECTIONS] [SERVERS...]   (default 10000, all)
+# "baseline" is the upper-echo binary (and flags) named by UPPER_ECHO_BASELINE.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -23,6 +24,8 @@ command_for() {
     case "$1" in
         upper-echo) echo "$root/.build/release/upper-echo --port 0 --log-level error" ;;
         upper-echo-async) echo "$root/.build/release/upper-echo --port 0 --api async --log-level error" ;;
+        # Another build (an older commit), for a before/after, as in compare.sh.
+        baseline) echo "${UPPER_ECHO_BASELINE:?set UPPER_ECHO_BASELINE to an upper-echo binary} --port 0 --log-level error" ;;
         c) echo "$here/.build/release/c-upper-echo 0" ;;
         nio) echo "$here/.build/release/nio-upper-echo 0" ;;
         python) echo "python3 $here/peers/python_upper_echo.py 0" ;;
