@@ -4,9 +4,11 @@
 # machine as on an idle one. See Sources/loop-instructions for what one
 # iteration does (4 connections ready per wake-up, 64 B each).
 #
-# Usage: Benchmarks/loop-instructions.sh [LIBRARY_DIR]
+# Usage: [MODE=async] Benchmarks/loop-instructions.sh [LIBRARY_DIR]
 #   LIBRARY_DIR: a checkout of swift-epoll to measure (default: this one),
 #   e.g. a `git worktree add /tmp/before <commit>` for the before figure.
+#   MODE=async: the connections are AsyncTCPConnections served by tasks on
+#   the loop (the figure then includes the tasks' work in runOnce's jobs).
 # Needs valgrind (apt-get install -y valgrind). With KEEP=FILE it keeps the
 # longer run's callgrind output there, for `callgrind_annotate --tree=calling`.
 set -euo pipefail
@@ -44,7 +46,7 @@ SWIFT
 strip --strip-debug -o "$work/loop" "$work/pkg/.build/release/loop-instructions"
 
 count() {  # count N -> "total runOnce" instructions for N iterations
-    valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" "$work/loop" "$1" >/dev/null 2>&1
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" "$work/loop" "$1" "${MODE:-callbacks}" >/dev/null 2>&1
     local total run
     total="$(callgrind_annotate "$work/cg.$1" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
     run="$(callgrind_annotate --inclusive=yes "$work/cg.$1" \
@@ -56,7 +58,7 @@ read -r total2 run2 <<<"$(count 100000)"
 if [ -n "${KEEP:-}" ]; then cp "$work/cg.100000" "$KEEP"; fi
 # The difference of two run lengths cancels start-up and set-up.
 events=$((50000 * 4))
-echo "library: $library ($(git -C "$library" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "library: $library ($(git -C "$library" rev-parse --short HEAD 2>/dev/null || echo '?')), ${MODE:-callbacks}"
 awk -v r1="$run1" -v r2="$run2" -v t1="$total1" -v t2="$total2" -v e="$events" 'BEGIN {
     printf "EventLoop.runOnce, per event:        %6.0f instructions\n", (r2 - r1) / e
     printf "whole program, per event:            %6.0f instructions (the client'"'"'s write and read included)\n", (t2 - t1) / e

@@ -42,6 +42,10 @@ enum Wake: Sendable {
 struct Parked {
     var continuation: UnsafeContinuation<Wake, Never>?
     var number: UInt64 = 0
+    // The waiting task (its address) if a scope over the connection
+    // (`withCancellationScope`) watches its cancellation rather than this
+    // wait; `nil` when the wait has a handler of its own.
+    var coveredTask: UnsafeRawPointer?
 
     /// Resumes the parked call, if any, with `wake`.
     mutating func resume(_ wake: Wake) {
@@ -62,7 +66,13 @@ protocol ParkingPlace: AnyObject, Sendable {
 /// `place.cancelPark(slot, number)` on the loop's thread, which resumes the
 /// continuation if it is still that park. Nothing is allocated unless the
 /// task is cancelled: the closures here do not escape.
-func parkOnLoop(
+/// The current task's address, to tell tasks apart; `nil` outside a task.
+@inline(__always)
+func currentTaskAddress() -> UnsafeRawPointer? {
+    withUnsafeCurrentTask { task in task.map { unsafeBitCast($0, to: UnsafeRawPointer.self) } }
+}
+
+nonisolated(nonsending) func parkOnLoop(
     _ handle: EventLoopHandle, _ place: some ParkingPlace, slot: Int, number: UInt64,
     store: (UnsafeContinuation<Wake, Never>) -> Void
 ) async -> Wake {
@@ -115,52 +125,55 @@ func parkOnLoop(
 public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sendable {
     private unowned let loop: any EventLoopContext
     private let descriptor: CInt
-    private var id: SourceID = .none
+    @exclusivity(unchecked) private var id: SourceID = .none
     private let options: TCPConnection.Options
-    private var queue = OutboundBuffer()
-    private var reader = Parked()
-    private var writer = Parked()
-    private var finisher = Parked()
-    private var nextPark: UInt64 = 1
-    private var readInterest = true
+    @exclusivity(unchecked) private var queue = OutboundBuffer()
+    @exclusivity(unchecked) private var reader = Parked()
+    @exclusivity(unchecked) private var writer = Parked()
+    @exclusivity(unchecked) private var finisher = Parked()
+    @exclusivity(unchecked) private var nextPark: UInt64 = 1
+    // The task `withCancellationScope` watches, while it runs (its address:
+    // compared, never used).
+    @exclusivity(unchecked) private var coveringTask: UnsafeRawPointer?
+    @exclusivity(unchecked) private var readInterest = true
     // Reads since the last wait, for `readsPerWakeup`.
-    private var readsInARow = 0
+    @exclusivity(unchecked) private var readsInARow = 0
     // Whether input may be waiting: false after a read that did not fill
     // its buffer (the socket was drained then), true again once the loop
     // reports readiness. A read that finds it false waits at once, without
     // a `recv` that would only say EAGAIN: level-triggered epoll reports
     // whatever arrived since.
-    private var mayBeReadable = true
+    @exclusivity(unchecked) private var mayBeReadable = true
     // What the loop watches the socket for now.
-    private var watched: Interest = .read
+    @exclusivity(unchecked) private var watched: Interest = .read
     /// How many times the connection changed what the loop watches it for
     /// (each one `epoll_ctl`): for tests of the steady state.
-    private(set) var interestChanges = 0
-    private var finishing = false
-    private var halfClosed = false
-    private var failure: AsyncTCPError?
+    @exclusivity(unchecked) private(set) var interestChanges = 0
+    @exclusivity(unchecked) private var finishing = false
+    @exclusivity(unchecked) private var halfClosed = false
+    @exclusivity(unchecked) private var failure: AsyncTCPError?
     private let onClose: (() -> Void)?
 
     /// Whether the connection is closed (`close()`, or the idle timeout).
-    public private(set) var isClosed = false
+    @exclusivity(unchecked) public private(set) var isClosed = false
 
     /// Bytes read from the peer so far.
-    public private(set) var bytesReceived = 0
+    @exclusivity(unchecked) public private(set) var bytesReceived = 0
     /// Bytes the kernel took for the peer so far (not those still queued).
-    public private(set) var bytesSent = 0
+    @exclusivity(unchecked) public private(set) var bytesSent = 0
     /// The most bytes ever queued for the peer.
-    public private(set) var peakQueuedBytes = 0
+    @exclusivity(unchecked) public private(set) var peakQueuedBytes = 0
     /// Whether a read saw the peer's end of input (rather than the end
     /// `endInput(firstInputWithin:)` set).
-    public private(set) var peerFinished = false
+    @exclusivity(unchecked) public private(set) var peerFinished = false
 
     // `endInput`: reads stop at this many bytes received; `nil`: no limit.
-    private var inputLimit: Int?
-    private var awaitsFirstInput = false
-    private var firstInputTimer: TimerID?
+    @exclusivity(unchecked) private var inputLimit: Int?
+    @exclusivity(unchecked) private var awaitsFirstInput = false
+    @exclusivity(unchecked) private var firstInputTimer: TimerID?
     // The idle timeout: the last time a byte moved, and the one timer.
-    private var lastActivity: UInt64 = 0
-    private var idleTimer: TimerID?
+    @exclusivity(unchecked) private var lastActivity: UInt64 = 0
+    @exclusivity(unchecked) private var idleTimer: TimerID?
 
     /// Takes over `fileDescriptor`, a connected non-blocking TCP socket,
     /// and watches it on `loop`.
@@ -211,7 +224,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// if nothing has. Returns how many bytes, 0 at the end of input.
     ///
     /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(AsyncTCPError) -> Int {
+    nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(AsyncTCPError) -> Int {
         loop.checkThread("AsyncTCPConnection.read")
         while true {
             try check()
@@ -267,7 +280,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// bytes are valid only inside `body`, which must not wait.
     ///
     /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
-    public func read<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) async throws(AsyncTCPError) -> Result? {
+    nonisolated(nonsending) public func read<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) async throws(AsyncTCPError) -> Result? {
         loop.checkThread("AsyncTCPConnection.read")
         while true {
             try check()
@@ -304,7 +317,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     }
 
     /// Waits until the socket is readable (or the call must end).
-    private func waitForInput() async throws(AsyncTCPError) {
+    nonisolated(nonsending) private func waitForInput() async throws(AsyncTCPError) {
         readsInARow = 0
         if !readInterest {
             readInterest = true
@@ -322,14 +335,14 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     ///
     /// - Throws: `.cancelled` (while waiting; the bytes stay queued),
     ///   `.closed` (also after `finish()`), `.reset`, `.loopStopped`.
-    public func write(_ bytes: UnsafeRawBufferPointer) async throws(AsyncTCPError) {
+    nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws(AsyncTCPError) {
         loop.checkThread("AsyncTCPConnection.write")
         try send(bytes)
         try await waitForRoom()
     }
 
     /// Sends `bytes` (see `write(_:)`).
-    public func write(_ bytes: [UInt8]) async throws(AsyncTCPError) {
+    nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws(AsyncTCPError) {
         loop.checkThread("AsyncTCPConnection.write")
         // Sent or queued before any wait: the array's storage is used only
         // in this synchronous part.
@@ -366,7 +379,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
 
     /// Waits while more than the high-water mark is queued, until the
     /// queue falls to the low one.
-    private func waitForRoom() async throws(AsyncTCPError) {
+    nonisolated(nonsending) private func waitForRoom() async throws(AsyncTCPError) {
         while queue.count > options.highWaterMark {
             try await park(.writer)
             try check()
@@ -381,7 +394,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     ///
     /// - Throws: `.cancelled` (the queue is kept, not yet shut), `.closed`,
     ///   `.reset`, `.loopStopped`.
-    public func finish() async throws(AsyncTCPError) {
+    nonisolated(nonsending) public func finish() async throws(AsyncTCPError) {
         loop.checkThread("AsyncTCPConnection.finish")
         try check()
         finishing = true
@@ -398,7 +411,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// Finishes (see `finish()`), then reads and discards what the peer
     /// still sends until it closes or `timeout` passes, then closes. The
     /// peer reads every reply instead of a reset.
-    public func closeLingering(timeout: Duration = .seconds(5)) async {
+    nonisolated(nonsending) public func closeLingering(timeout: Duration = .seconds(5)) async {
         loop.checkThread("AsyncTCPConnection.closeLingering")
         defer { close() }
         do { try await finish() } catch { return }
@@ -523,14 +536,58 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
 
     /// Waits in `slot` until the loop wakes it; throws what woke it if not
     /// readiness. A cancelled task does not wait.
-    private func park(_ slot: Slot) async throws(AsyncTCPError) {
+    nonisolated(nonsending) private func park(_ slot: Slot) async throws(AsyncTCPError) {
         if Task.isCancelled { throw .cancelled }
         let number = nextPark
         nextPark &+= 1
-        let wake = await parkOnLoop(loop.handle, self, slot: slot.rawValue, number: number) {
-            self[slot] = Parked(continuation: $0, number: number)
+        let wake: Wake
+        if let coveringTask, currentTaskAddress() == coveringTask {
+            // The scope's one handler resumes this wait if the task is
+            // cancelled: no cancellation record per wait.
+            wake = await withUnsafeContinuation {
+                self[slot] = Parked(continuation: $0, number: number, coveredTask: coveringTask)
+            }
+        } else {
+            wake = await parkOnLoop(loop.handle, self, slot: slot.rawValue, number: number) {
+                self[slot] = Parked(continuation: $0, number: number)
+            }
         }
         if case .failed(let error) = wake { throw error }
+    }
+
+    /// Runs `body`, the calling task's whole use of the connection, with
+    /// the task's cancellation watched once for all of it instead of once
+    /// per wait: cancelling the task resumes whichever of its calls is
+    /// waiting with `.cancelled`, exactly as without the scope, but a wait
+    /// then adds and removes no cancellation record of its own (each one
+    /// takes the task's status lock in the Concurrency runtime). Waits by
+    /// other tasks keep their own handlers. `AsyncTCPListener.serve` runs
+    /// each connection's handler in one; use it in a task of your own that
+    /// serves one connection. On the loop's thread; one scope at a time.
+    nonisolated(nonsending) public func withCancellationScope(_ body: nonisolated(nonsending) () async -> Void) async {
+        let outer = coveringTask
+        guard let task = currentTaskAddress() else { return await body() }
+        coveringTask = task
+        defer { coveringTask = outer }
+        let handle = loop.handle
+        // The address, as a number, to cross to the loop's thread.
+        let taskNumber = UInt(bitPattern: task)
+        await withTaskCancellationHandler {
+            await body()
+        } onCancel: {
+            handle.execute { _ in self.cancelCoveredParks(of: taskNumber) }
+        }
+    }
+
+    /// Whether a `withCancellationScope` scope runs now (for tests).
+    var coversCancellation: Bool { coveringTask != nil }
+
+    /// Resumes with `.cancelled` every call that task `taskNumber` waits
+    /// in under `withCancellationScope`.
+    private func cancelCoveredParks(of taskNumber: UInt) {
+        for slot in [Slot.reader, .writer, .finisher] where self[slot].coveredTask.map(UInt.init(bitPattern:)) == taskNumber {
+            self[slot].resume(.failed(.cancelled))
+        }
     }
 
     /// Resumes the call parked in `slot` with `.cancelled`, if it is park `number`.

@@ -103,7 +103,7 @@ public final class AsyncTCPListener: ParkingPlace, @unchecked Sendable {
     /// the listener is closed.
     ///
     /// - Throws: `.cancelled`, `.loopStopped`.
-    public func accept() async throws(AsyncTCPError) -> AsyncTCPConnection? {
+    nonisolated(nonsending) public func accept() async throws(AsyncTCPError) -> AsyncTCPConnection? {
         loop.checkThread("AsyncTCPListener.accept")
         while true {
             if pendingStart < pending.count {
@@ -184,7 +184,9 @@ public final class AsyncTCPListener: ParkingPlace, @unchecked Sendable {
             await withDiscardingTaskGroup { group in
                 do throws(AsyncTCPError) {
                     while let connection = try await accept() {
-                        group.addTask(executorPreference: executor) { await handler(connection) }
+                        group.addTask(executorPreference: executor) {
+                            await connection.withCancellationScope { await handler(connection) }
+                        }
                     }
                     return .success(())
                 } catch {

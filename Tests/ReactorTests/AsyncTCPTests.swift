@@ -147,6 +147,34 @@ struct AsyncTCPTests {
         #expect(waitUntil { outcomes.all == ["cancelled", "after\n"] }, "\(outcomes.all)")
     }
 
+    @Test("a read waiting in serve's own task for a connection resumes with .cancelled when serve's task is cancelled")
+    func cancelledServe() async throws {
+        let server = try AsyncServer()
+        defer { try? server.stop() }
+        let outcomes = Seen<String>()
+        let parked = DispatchSemaphore(value: 0)
+        let serving = server.serve { connection in
+            // serve runs the handler in one cancellation scope: its waits
+            // have no handler of their own, the scope's resumes them.
+            outcomes.add("covered \(connection.coversCancellation)")
+            parked.signal()
+            do {
+                _ = try await connection.read { $0.count }
+                outcomes.add("read returned")
+            } catch {
+                outcomes.add("\(error)")
+            }
+            connection.close()
+        }
+        let client = try TestClient(port: server.port)
+        #expect(parked.wait(timeout: .now() + 30) == .success)
+        try server.loopThread.waitUntilBlocked()
+        serving.cancel()
+        #expect(waitUntil { outcomes.all == ["covered true", "cancelled"] }, "\(outcomes.all)")
+        #expect(client.receivesEndOfInput(), "the connection was not closed")
+        await #expect(throws: AsyncTCPError.cancelled) { try await serving.value }
+    }
+
     @Test("a write above the high-water mark waits, and resumes once the peer reads down to the low one")
     func writeWaitsForThePeer() throws {
         var options = TCPConnection.Options()

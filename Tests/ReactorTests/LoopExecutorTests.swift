@@ -45,7 +45,7 @@ struct LoopExecutorTests {
         defer { try? loopThread.stop() }
         let token = try loopToken(loopThread)
         let handle = loopThread.loop.handle
-        let tokens = try await Task(executorPreference: handle.taskExecutor) { () -> [UInt] in
+        let tokens = await Task(executorPreference: handle.taskExecutor) { () -> [UInt] in
             var seen = [currentToken()]
             // Parked, then resumed by a timer on the loop.
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in

@@ -9,6 +9,11 @@
 // 64 B request that the handler upper-cases in place and writes back, as
 // `UpperEchoServer` does. One iteration: the clients write, one `runOnce`
 // serves them all, the clients read the replies and check them.
+//
+// With `async` as the second argument the connections are
+// `AsyncTCPConnection`s, each served by a task on the loop's task executor
+// that reads, upper-cases and writes as `AsyncUpperEchoServer` does: the
+// same `runOnce` then wakes the four tasks and runs their jobs.
 import Glibc
 import Reactor
 import Selectors
@@ -27,6 +32,21 @@ final class UpperCaseEcho: TCPConnectionHandler {
     }
 }
 
+/// `AsyncUpperEchoServer`'s per-chunk work, without its counters and logging.
+@Sendable func serve(_ connection: AsyncTCPConnection, buffer: UnsafeMutableRawBufferPointer) async {
+    do throws(AsyncTCPError) {
+        while let count = try await connection.read({ bytes in
+            Uppercase.apply(bytes)
+            return bytes.count
+        }) {
+            try await connection.write(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        }
+    } catch {
+        fatalError("a connection failed: \(error)")
+    }
+    fatalError("a connection ended")
+}
+
 @main
 struct LoopInstructions {
     static let connectionsPerWakeup = 4
@@ -34,9 +54,10 @@ struct LoopInstructions {
 
     static func main() throws {
         let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 100_000 : 100_000
+        let async = CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "async"
         let loop = try EventLoop(selector: try EpollSelector<Int>())
         let handler = UpperCaseEcho()
-        var connections: [TCPConnection] = []
+        var connections: [AnyObject] = []
         var clients: [CInt] = []
         for _ in 0..<connectionsPerWakeup {
             var fds: (CInt, CInt) = (-1, -1)
@@ -45,8 +66,16 @@ struct LoopInstructions {
                 socketpair(AF_UNIX, type, 0, $0.baseAddress!.assumingMemoryBound(to: CInt.self))
             }
             guard made == 0 else { fatalError("socketpair: errno \(errno)") }
-            connections.append(
-                try TCPConnection(loop: loop, fileDescriptor: FileDescriptor(rawValue: fds.0), handler: handler))
+            if async {
+                let connection = try AsyncTCPConnection(loop: loop, fileDescriptor: FileDescriptor(rawValue: fds.0))
+                // The loop's buffer, used only on the loop's thread.
+                nonisolated(unsafe) let buffer = loop.readBuffer
+                loop.handle.task { await connection.withCancellationScope { await serve(connection, buffer: buffer) } }
+                connections.append(connection)
+            } else {
+                connections.append(
+                    try TCPConnection(loop: loop, fileDescriptor: FileDescriptor(rawValue: fds.0), handler: handler))
+            }
             clients.append(fds.1)
         }
         let request = UnsafeMutableRawBufferPointer.allocate(byteCount: payloadSize, alignment: 16)
@@ -64,7 +93,7 @@ struct LoopInstructions {
                 }
             }
         }
-        print("\(iterations) iterations, \(connectionsPerWakeup) events each")
+        print("\(iterations) iterations, \(connectionsPerWakeup) events each\(async ? ", async" : "")")
         withExtendedLifetime(connections) {}
     }
 }
