@@ -125,6 +125,9 @@ nonisolated(nonsending) func parkOnLoop(
 public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sendable {
     private unowned let loop: any EventLoopContext
     private let descriptor: CInt
+    // The loop's read buffer (`read(_:)` lends it), kept to spare a call
+    // through `loop` per read. A stopped loop fails every call first.
+    private let readBuffer: UnsafeMutableRawBufferPointer
     @exclusivity(unchecked) private var id: SourceID = .none
     private let options: TCPConnection.Options
     @exclusivity(unchecked) private var queue = OutboundBuffer()
@@ -196,6 +199,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     ) throws(SelectorError) {
         self.loop = loop
         self.descriptor = fileDescriptor.rawValue
+        self.readBuffer = loop.readBuffer
         self.options = options
         self.onClose = onClose
         super.init()
@@ -225,7 +229,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     ///
     /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
     nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(AsyncTCPError) -> Int {
-        loop.checkThread("AsyncTCPConnection.read")
+        checkThread("AsyncTCPConnection.read")
         while true {
             try check()
             guard let room = allowed(buffer) else { return 0 }
@@ -281,10 +285,10 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     ///
     /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
     nonisolated(nonsending) public func read<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) async throws(AsyncTCPError) -> Result? {
-        loop.checkThread("AsyncTCPConnection.read")
+        checkThread("AsyncTCPConnection.read")
         while true {
             try check()
-            guard let room = allowed(loop.readBuffer) else { return nil }
+            guard let room = allowed(readBuffer) else { return nil }
             if mustWait() {
                 try await waitForInput()
                 continue
@@ -336,14 +340,14 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// - Throws: `.cancelled` (while waiting; the bytes stay queued),
     ///   `.closed` (also after `finish()`), `.reset`, `.loopStopped`.
     nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws(AsyncTCPError) {
-        loop.checkThread("AsyncTCPConnection.write")
+        checkThread("AsyncTCPConnection.write")
         try send(bytes)
         try await waitForRoom()
     }
 
     /// Sends `bytes` (see `write(_:)`).
     nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws(AsyncTCPError) {
-        loop.checkThread("AsyncTCPConnection.write")
+        checkThread("AsyncTCPConnection.write")
         // Sent or queued before any wait: the array's storage is used only
         // in this synchronous part.
         let sent = bytes.withUnsafeBytes { pointer in Result { () throws(AsyncTCPError) in try send(pointer) } }
@@ -395,7 +399,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// - Throws: `.cancelled` (the queue is kept, not yet shut), `.closed`,
     ///   `.reset`, `.loopStopped`.
     nonisolated(nonsending) public func finish() async throws(AsyncTCPError) {
-        loop.checkThread("AsyncTCPConnection.finish")
+        checkThread("AsyncTCPConnection.finish")
         try check()
         finishing = true
         while !queue.isEmpty {
@@ -412,7 +416,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// still sends until it closes or `timeout` passes, then closes. The
     /// peer reads every reply instead of a reset.
     nonisolated(nonsending) public func closeLingering(timeout: Duration = .seconds(5)) async {
-        loop.checkThread("AsyncTCPConnection.closeLingering")
+        checkThread("AsyncTCPConnection.closeLingering")
         defer { close() }
         do { try await finish() } catch { return }
         if peerFinished { return }
@@ -432,7 +436,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// usually has its request on the way), then answers what arrived with
     /// them. `peerFinished` tells this end from the peer's.
     public func endInput(firstInputWithin wait: Duration = .zero) {
-        loop.checkThread("AsyncTCPConnection.endInput")
+        checkThread("AsyncTCPConnection.endInput")
         guard !isClosed, inputLimit == nil, !peerFinished else { return }
         inputLimit = bytesReceived + ((try? system_unread_bytes(descriptor).get()) ?? 0)
         if bytesReceived == 0 && inputLimit == 0 && wait > .zero {
@@ -452,7 +456,7 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// Closes the connection now: the queue is dropped, every waiting call
     /// resumes with `.closed`. Calling it again does nothing.
     public func close() {
-        loop.checkThread("AsyncTCPConnection.close")
+        checkThread("AsyncTCPConnection.close")
         guard !isClosed else { return }
         isClosed = true
         failure = failure ?? .closed
@@ -644,6 +648,15 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
         reader.resume(wake)
         writer.resume(wake)
         finisher.resume(wake)
+    }
+
+    /// The debug build's check that a call comes from the loop's thread;
+    /// nothing (not even a call through `loop`) in a release build.
+    @inline(__always)
+    private func checkThread(_ function: StaticString) {
+        #if DEBUG
+            loop.checkThread(function)
+        #endif
     }
 
     /// Throws if the call cannot go on.
