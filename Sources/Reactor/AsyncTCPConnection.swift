@@ -228,7 +228,9 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// if nothing has. Returns how many bytes, 0 at the end of input.
     ///
     /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
-    nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(AsyncTCPError) -> Int {
+    nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(AsyncTCPError)
+        -> Int
+    {
         checkThread("AsyncTCPConnection.read")
         while true {
             try check()
@@ -284,7 +286,9 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// bytes are valid only inside `body`, which must not wait.
     ///
     /// - Throws: `.cancelled`, `.closed`, `.reset`, `.loopStopped`.
-    nonisolated(nonsending) public func read<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) async throws(AsyncTCPError) -> Result? {
+    nonisolated(nonsending) public func read<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result)
+        async throws(AsyncTCPError) -> Result?
+    {
         checkThread("AsyncTCPConnection.read")
         while true {
             try check()
@@ -589,7 +593,8 @@ public final class AsyncTCPConnection: EventSource, ParkingPlace, @unchecked Sen
     /// Resumes with `.cancelled` every call that task `taskNumber` waits
     /// in under `withCancellationScope`.
     private func cancelCoveredParks(of taskNumber: UInt) {
-        for slot in [Slot.reader, .writer, .finisher] where self[slot].coveredTask.map(UInt.init(bitPattern:)) == taskNumber {
+        for slot in [Slot.reader, .writer, .finisher]
+        where self[slot].coveredTask.map(UInt.init(bitPattern:)) == taskNumber {
             self[slot].resume(.failed(.cancelled))
         }
     }
