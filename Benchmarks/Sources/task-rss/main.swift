@@ -48,7 +48,10 @@ final class Parked: @unchecked Sendable {
 
 @inline(never) func level(_ depth: Int, _ parked: Parked, _ index: Int) async {
     if depth == 0 {
-        await withTaskCancellationHandler { await parked.park(index) } onCancel: {}
+        await withTaskCancellationHandler {
+            await parked.park(index)
+        } onCancel: {
+        }
     } else {
         await level(depth - 1, parked, index)
     }
@@ -63,7 +66,11 @@ for mode in modes {
             group.addTask {
                 switch mode {
                 case "bare": await parked.park(index)
-                case "cancellable": await withTaskCancellationHandler { await parked.park(index) } onCancel: {}
+                case "cancellable":
+                    await withTaskCancellationHandler {
+                        await parked.park(index)
+                    } onCancel: {
+                    }
                 default: await level(3, parked, index)
                 }
             }
@@ -73,5 +80,7 @@ for mode in modes {
         parked.resumeAll(count)
     }
     let perTask = Double(during - before) / Double(count)
-    print(mode.padding(toLength: 12, withPad: " ", startingAt: 0), String(format: "%8d tasks  %8d KiB before  %8d KiB suspended  %.2f KiB/task", count, before, during, perTask))
+    print(
+        mode.padding(toLength: 12, withPad: " ", startingAt: 0),
+        String(format: "%8d tasks  %8d KiB before  %8d KiB suspended  %.2f KiB/task", count, before, during, perTask))
 }
