@@ -175,6 +175,51 @@ struct AsyncTCPTests {
         await #expect(throws: AsyncTCPError.cancelled) { try await serving.value }
     }
 
+    @Test(
+        "withCancellationScope in a task of one's own: cancelling the task resumes its waiting read; the scope nests and ends"
+    )
+    func cancellationScopeOfOnesOwn() async throws {
+        let server = try AsyncServer()
+        defer { try? server.stop() }
+        let outcomes = Seen<String>()
+        let parked = DispatchSemaphore(value: 0)
+        let reader = Lock<Task<Void, any Error>?>(nil)
+        let listener = server.listener
+        let handle = server.handle
+        handle.task {
+            guard let connection = try await listener.accept() else { return }
+            let task = handle.task {
+                await connection.withCancellationScope {
+                    await connection.withCancellationScope {}
+                    // The inner scope ended; the outer one still watches.
+                    outcomes.add("covered \(connection.coversCancellation)")
+                    parked.signal()
+                    do {
+                        _ = try await connection.read { $0.count }
+                        outcomes.add("read returned")
+                    } catch {
+                        outcomes.add("\(error)")
+                    }
+                }
+                outcomes.add("after the scope: covered \(connection.coversCancellation)")
+            }
+            reader.withLock { $0 = task }
+            _ = await task.result
+            // Still open, and no scope: a read by this task gets the next bytes.
+            let next = try? await connection.read { Array($0) }
+            outcomes.add(String(decoding: next ?? [], as: UTF8.self))
+            connection.close()
+        }
+        let client = try TestClient(port: server.port)
+        #expect(parked.wait(timeout: .now() + 30) == .success)
+        try server.loopThread.waitUntilBlocked()
+        reader.withLock { $0 }?.cancel()
+        let ended = ["covered true", "cancelled", "after the scope: covered false"]
+        #expect(waitUntil { outcomes.all == ended }, "\(outcomes.all)")
+        try client.send(Array("after\n".utf8))
+        #expect(waitUntil { outcomes.all == ended + ["after\n"] }, "\(outcomes.all)")
+    }
+
     @Test("a write above the high-water mark waits, and resumes once the peer reads down to the low one")
     func writeWaitsForThePeer() throws {
         var options = TCPConnection.Options()
